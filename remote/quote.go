@@ -1,0 +1,30 @@
+package remote
+
+import "strings"
+
+// Quote returns s as one POSIX shell word: single-quoted, with embedded single
+// quotes written as '\''. Any byte string survives the remote shell unchanged.
+func Quote(s string) string {
+	if s != "" && strings.IndexFunc(s, unsafe) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// unsafe reports whether r needs quoting in a POSIX shell word.
+func unsafe(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("@%+=:,./-_", r)
+}
+
+// QuoteAll quotes every word and joins them with spaces.
+func QuoteAll(words ...string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = Quote(w)
+	}
+	return strings.Join(q, " ")
+}

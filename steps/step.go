@@ -1,0 +1,142 @@
+// Package steps defines the step interface and every built-in step type.
+//
+// A step has a read-only half (Plan), used by --dry-run, and a changing half
+// (Apply), which may return an Undo. Steps never import the runner; they see
+// one host through the Host interface, which remote implements over SSH and
+// tests implement with a fake.
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"time"
+)
+
+// Host is one target host as a step sees it.
+type Host interface {
+	// Name is the inventory name of the host.
+	Name() string
+	// Address is the address kplay dials.
+	Address() string
+	// Run runs a shell command on the host. A non-zero exit is a *remote.ExitError.
+	Run(ctx context.Context, cmd string) (stdout []byte, err error)
+	// RunInput is Run with data fed to the command's stdin.
+	RunInput(ctx context.Context, cmd string, stdin []byte) (stdout []byte, err error)
+	// ReadFile reads a file from the host. Private keys (*.key) are refused.
+	ReadFile(ctx context.Context, path string) ([]byte, error)
+	// WriteFile writes a file on the host atomically (temp file, then rename) with mode.
+	WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode) error
+}
+
+// Target is a host plus the state shared by the steps of one run on it.
+type Target struct {
+	Host
+	// RunID identifies this run; backups and locks are named after it.
+	RunID string
+	// Facts is shared by the steps of this host in this run, in step order.
+	Facts *Facts
+	// Now is the controller's clock; tests may replace it.
+	Now func() time.Time
+}
+
+// NewTarget returns a Target with empty facts and the real clock.
+func NewTarget(h Host, runID string) *Target {
+	return &Target{Host: h, RunID: runID, Facts: &Facts{}, Now: time.Now}
+}
+
+// Facts is a small concurrency-safe map that lets a step leave a value for a
+// later step on the same host (for example the backup directory).
+type Facts struct {
+	mu sync.Mutex
+	m  map[string]any
+}
+
+// Get returns the fact stored under key.
+func (f *Facts) Get(key string) (any, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.m[key]
+	return v, ok
+}
+
+// Set stores a fact under key.
+func (f *Facts) Set(key string, v any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[string]any{}
+	}
+	f.m[key] = v
+}
+
+// Step is one configured step, already bound to one host's variables.
+type Step interface {
+	// Plan probes read-only and says what Apply would do. It must not change the host.
+	Plan(ctx context.Context, t *Target) (Plan, error)
+	// Apply makes the change. A Result with an Undo can be rolled back.
+	Apply(ctx context.Context, t *Target) (Result, error)
+}
+
+// RunOncer is implemented by step types that run on one host only by default.
+type RunOncer interface {
+	// RunOnce reports whether the step runs on the first host that reaches it only.
+	RunOnce() bool
+}
+
+// Plan is what a step would do on one host.
+type Plan struct {
+	// Summary is one line, for example the exact command a shell step would run.
+	Summary string `json:"summary"`
+	// WouldChange is false when the step is read-only or has nothing to do.
+	WouldChange bool `json:"would_change"`
+	// Details are extra lines (for example one per certificate).
+	Details []string `json:"details,omitempty"`
+	// Data is structured detail for JSON output.
+	Data any `json:"data,omitempty"`
+}
+
+// Result is what Apply did.
+type Result struct {
+	// Changed is true when the host was changed.
+	Changed bool
+	// Message is a one-line summary for the report.
+	Message string
+	// Details are extra lines for the report (warnings, per-item results).
+	Details []string
+	// Data is structured detail for JSON output (for example certificates).
+	Data any
+	// Undo reverts the change, or is nil.
+	Undo *Undo
+}
+
+// Undo reverts one applied change. It is called with a fresh context, after
+// the run's context may already be cancelled, and may fail.
+type Undo struct {
+	// Desc says what the undo does, for the report.
+	Desc string
+	// Fn performs the undo.
+	Fn func(ctx context.Context, t *Target) error
+	// Restore tells a person how to restore by hand if Fn fails.
+	Restore string
+}
+
+// SkipError marks a step as skipped, with a reason. It is not a failure.
+type SkipError struct{ Reason string }
+
+// Error returns the reason.
+func (s *SkipError) Error() string { return "skipped: " + s.Reason }
+
+// Skip returns a *SkipError with a formatted reason.
+func Skip(format string, a ...any) error { return &SkipError{Reason: fmt.Sprintf(format, a...)} }
+
+// IsSkip reports whether err is a skip, and its reason.
+func IsSkip(err error) (string, bool) {
+	var s *SkipError
+	if errors.As(err, &s) {
+		return s.Reason, true
+	}
+	return "", false
+}
