@@ -13,8 +13,8 @@ import (
 type shellParams struct {
 	Cmd  string `yaml:"cmd"`
 	Undo string `yaml:"undo"`
-	// Check, when set, is a read-only probe: exit 0 means the change is already made.
-	Check string `yaml:"creates_check"`
+	// Unless, when set, is a read-only probe: exit 0 means the change is already made and cmd is skipped.
+	Check string `yaml:"unless"`
 }
 
 // Shell runs a command on the host, with an optional undo command.
@@ -42,7 +42,7 @@ func NewShell(n *yaml.Node, x Expander) (Step, error) {
 		return nil, posErr(n, "shell.undo", err)
 	}
 	if s.CheckCmd, err = x.Shell(p.Check); err != nil {
-		return nil, posErr(n, "shell.creates_check", err)
+		return nil, posErr(n, "shell.unless", err)
 	}
 	return &s, nil
 }

@@ -163,11 +163,11 @@ func fieldsOf(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
 		tag := f.Tag.Get("yaml")
 		name, opts, _ := strings.Cut(tag, ",")
+		if !f.IsExported() && !(f.Anonymous && strings.Contains(opts, "inline")) {
+			continue
+		}
 		if name == "-" {
 			continue
 		}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/kplay/kplay/internal/yamlx"
+)
+
+// commonFlags are the flags of run, validate and check.
+type commonFlags struct {
+	inventory   string
+	dryRun      bool
+	limit       string
+	forks       int
+	vars        varFlag
+	output      string
+	timeout     durationFlag
+	acceptNew   bool
+	within      durationFlag
+	playbookArg []string
+}
+
+// varFlag collects repeated --var key=value.
+type varFlag map[string]string
+
+// String formats the collected values.
+func (v varFlag) String() string { return fmt.Sprint(map[string]string(v)) }
+
+// Set adds one key=value.
+func (v varFlag) Set(s string) error {
+	k, val, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want key=value, got %q", s)
+	}
+	v[k] = val
+	return nil
+}
+
+// durationFlag is a duration that accepts days ("30d").
+type durationFlag struct{ d time.Duration }
+
+// String formats the duration.
+func (d *durationFlag) String() string { return yamlx.Duration(d.d).String() }
+
+// Set parses the duration.
+func (d *durationFlag) Set(s string) error {
+	v, err := yamlx.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	d.d = v
+	return nil
+}
+
+// parseFlags parses args, allowing flags before and after positional
+// arguments (kplay run renew.yaml -i prod.yaml --dry-run).
+func parseFlags(name string, args []string, stderr io.Writer, withPlaybook, withCheck bool) (*commonFlags, error) {
+	f := &commonFlags{vars: varFlag{}}
+	fs := flag.NewFlagSet("kplay "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.inventory, "i", "", "inventory `file` (kplay or Ansible YAML)")
+	fs.StringVar(&f.inventory, "inventory", "", "inventory `file` (same as -i)")
+	fs.StringVar(&f.limit, "limit", "", "only these `hosts or groups`, comma-separated")
+	fs.IntVar(&f.forks, "forks", 0, "at most `N` hosts at once within a batch (default: the playbook's forks, or 50)")
+	fs.StringVar(&f.output, "output", "text", "output `format`: text or json")
+	fs.Var(&f.timeout, "timeout", "default per-step `duration` (default 10m)")
+	fs.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust and record the key of a host not in known_hosts (never a changed key)")
+	fs.Var(f.vars, "var", "set a variable, `key=value` (repeatable; wins over all others)")
+	if withPlaybook {
+		fs.BoolVar(&f.dryRun, "dry-run", false, "change nothing: show per host what each step would do")
+	}
+	if withCheck {
+		f.within.d = 30 * 24 * time.Hour
+		fs.Var(&f.within, "within", "fail (exit 3) when a certificate expires within this `duration`")
+	}
+	fs.Usage = func() {
+		if withPlaybook {
+			fmt.Fprintf(stderr, "Usage: kplay %s PLAYBOOK -i INVENTORY [flags]\n\nFlags:\n", name)
+		} else {
+			fmt.Fprintf(stderr, "Usage: kplay %s -i INVENTORY [flags]\n\nFlags:\n", name)
+		}
+		fs.PrintDefaults()
+	}
+	rest := args
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		f.playbookArg = append(f.playbookArg, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	switch {
+	case withPlaybook && len(f.playbookArg) != 1:
+		return nil, usageErr(fs, "want exactly one PLAYBOOK, got %d", len(f.playbookArg))
+	case !withPlaybook && len(f.playbookArg) != 0:
+		return nil, usageErr(fs, "unexpected argument %q", f.playbookArg[0])
+	case f.inventory == "":
+		return nil, usageErr(fs, "-i INVENTORY is required")
+	case f.output != "text" && f.output != "json":
+		return nil, usageErr(fs, "--output must be text or json, not %q", f.output)
+	case f.forks < 0:
+		return nil, usageErr(fs, "--forks must be positive")
+	}
+	return f, nil
+}
+
+var errUsage = errors.New("usage")
+
+func usageErr(fs *flag.FlagSet, format string, a ...any) error {
+	fmt.Fprintf(fs.Output(), "kplay: %s\n", fmt.Sprintf(format, a...))
+	fs.Usage()
+	return errUsage
+}
+
+// limitList splits --limit.
+func (f *commonFlags) limitList() []string {
+	var out []string
+	for _, s := range strings.Split(f.limit, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,525 @@
+// Package remote is kplay's SSH transport and the only user of goph.
+//
+// One Client is one SSH connection to one host, opened once and shared by
+// all that host's steps; every command gets its own session. The handshake
+// is bounded, keepalives detect a dead peer, host keys are always verified,
+// and cancelling a command kills every process it started on the host.
+package remote
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/melbahja/goph"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+// Config says how to reach and authenticate to one host.
+type Config struct {
+	// Name is the inventory name, used in errors.
+	Name string
+	// Address is the host name or IP to dial.
+	Address string
+	// Port defaults to 22.
+	Port int
+	// User defaults to root.
+	User string
+	// KeyPath is the private key; empty means the SSH agent, then
+	// ~/.ssh/id_ed25519, id_ecdsa, id_rsa.
+	KeyPath string
+	// KnownHosts is the known_hosts file; defaults to ~/.ssh/known_hosts.
+	KnownHosts string
+	// AcceptNewHostKeys records the key of a host never seen before (never a changed one).
+	AcceptNewHostKeys bool
+	// ConnectTimeout bounds the TCP connect and the SSH handshake together.
+	ConnectTimeout time.Duration
+	// KeepaliveInterval is how often a keepalive is sent; 0 means 5s.
+	KeepaliveInterval time.Duration
+	// KeepaliveMax is how many intervals may pass without an answer; 0 means 3.
+	KeepaliveMax int
+	// Become runs every command through sudo.
+	Become bool
+	// BecomePassword, if set, is fed to `sudo -S` on stdin, never in argv.
+	BecomePassword string
+	// KnownHostsMu serialises known_hosts appends across clients; may be nil.
+	KnownHostsMu *sync.Mutex
+}
+
+// ConnectError is a failure to reach or log in to a host.
+type ConnectError struct {
+	Host string
+	// Phase is "connect", "handshake" or "auth".
+	Phase string
+	Err   error
+}
+
+// Error names the host and the phase.
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("%s: %s: %v", e.Host, e.Phase, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// Client is one SSH connection to one host. It implements steps.Host.
+type Client struct {
+	cfg     Config
+	client  *goph.Client
+	done    chan struct{}
+	closeMu sync.Once
+	seq     atomic.Uint64
+	prefix  string
+	sudo    string
+	dead    atomic.Value // error: why the connection was given up
+}
+
+// Dial opens the SSH connection. The TCP connect and the handshake together
+// take at most cfg.ConnectTimeout (default 10s), and ctx can cancel both.
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.Port == 0 {
+		cfg.Port = 22
+	}
+	if cfg.User == "" {
+		cfg.User = "root"
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.KeepaliveInterval <= 0 {
+		cfg.KeepaliveInterval = 5 * time.Second
+	}
+	if cfg.KeepaliveMax <= 0 {
+		cfg.KeepaliveMax = 3
+	}
+	if cfg.KnownHosts == "" {
+		cfg.KnownHosts = "~/.ssh/known_hosts"
+	}
+	kh, err := ExpandHome(cfg.KnownHosts)
+	if err != nil {
+		return nil, &ConnectError{Host: cfg.Name, Phase: "known_hosts", Err: err}
+	}
+	mu := cfg.KnownHostsMu
+	if mu == nil {
+		mu = &sync.Mutex{}
+	}
+	k := knownHosts{path: kh, acceptNew: cfg.AcceptNewHostKeys, mu: mu}
+	hostport := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
+
+	auth, err := authMethods(cfg.KeyPath)
+	if err != nil {
+		return nil, &ConnectError{Host: cfg.Name, Phase: "auth", Err: err}
+	}
+	if _, err := os.Stat(kh); err != nil && !(cfg.AcceptNewHostKeys && errors.Is(err, fs.ErrNotExist)) {
+		return nil, &ConnectError{Host: cfg.Name, Phase: "known_hosts", Err: fmt.Errorf("known_hosts %s: %w (host keys are always verified)", kh, err)}
+	}
+	var algos []string
+	var cb ssh.HostKeyCallback
+	if _, err := os.Stat(kh); err == nil {
+		if algos, err = k.algorithms(hostport); err != nil {
+			return nil, &ConnectError{Host: cfg.Name, Phase: "known_hosts", Err: err}
+		}
+		if cb, err = k.callback(); err != nil {
+			return nil, &ConnectError{Host: cfg.Name, Phase: "known_hosts", Err: err}
+		}
+	} else {
+		// Trust on first use with no file yet: every key is new.
+		cb = func(hostname string, _ net.Addr, key ssh.PublicKey) error { return k.append(hostname, key) }
+	}
+	sshCfg := &ssh.ClientConfig{
+		User:              cfg.User,
+		Auth:              auth,
+		HostKeyCallback:   cb,
+		HostKeyAlgorithms: algos,
+		Timeout:           cfg.ConnectTimeout,
+	}
+
+	deadline := time.Now().Add(cfg.ConnectTimeout)
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	d := net.Dialer{}
+	conn, err := d.DialContext(dctx, "tcp", hostport)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &ConnectError{Host: cfg.Name, Phase: "connect", Err: ctx.Err()}
+		}
+		return nil, &ConnectError{Host: cfg.Name, Phase: "connect", Err: fmt.Errorf("%s: %w (connect_timeout %s)", hostport, err, cfg.ConnectTimeout)}
+	}
+	// Bound the handshake: a peer that accepts TCP and never speaks SSH
+	// would otherwise hang NewClientConn forever.
+	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	c, chans, reqs, err := ssh.NewClientConn(conn, hostport, sshCfg)
+	stop()
+	if err != nil {
+		conn.Close()
+		var hk *HostKeyError
+		switch {
+		case errors.As(err, &hk):
+			return nil, &ConnectError{Host: cfg.Name, Phase: "host key", Err: hk}
+		case ctx.Err() != nil:
+			return nil, &ConnectError{Host: cfg.Name, Phase: "handshake", Err: ctx.Err()}
+		case isTimeout(err):
+			return nil, &ConnectError{Host: cfg.Name, Phase: "handshake", Err: fmt.Errorf("%s: no SSH handshake within connect_timeout %s", hostport, cfg.ConnectTimeout)}
+		case strings.Contains(err.Error(), "unable to authenticate"):
+			return nil, &ConnectError{Host: cfg.Name, Phase: "auth", Err: fmt.Errorf("%s@%s: authentication refused: %w", cfg.User, hostport, err)}
+		}
+		return nil, &ConnectError{Host: cfg.Name, Phase: "handshake", Err: fmt.Errorf("%s: %w", hostport, err)}
+	}
+	_ = conn.SetDeadline(time.Time{})
+	cl := &Client{
+		cfg:    cfg,
+		client: &goph.Client{Client: ssh.NewClient(c, chans, reqs)},
+		done:   make(chan struct{}),
+	}
+	cl.prefix = randomID()
+	go cl.keepalive()
+	if cfg.Become {
+		if err := cl.chooseSudo(ctx); err != nil {
+			cl.Close()
+			return nil, &ConnectError{Host: cfg.Name, Phase: "become", Err: err}
+		}
+	}
+	return cl, nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// authMethods loads the private key, or the agent and the default keys.
+func authMethods(keyPath string) ([]ssh.AuthMethod, error) {
+	if keyPath != "" {
+		p, err := ExpandHome(keyPath)
+		if err != nil {
+			return nil, err
+		}
+		s, err := goph.GetSigner(p, "")
+		if err != nil {
+			return nil, fmt.Errorf("private key %s: %w", p, err)
+		}
+		return []ssh.AuthMethod{ssh.PublicKeys(s)}, nil
+	}
+	var signers []ssh.Signer
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+		if conn, err := net.Dial("unix", sock); err == nil {
+			if ss, err := agent.NewClient(conn).Signers(); err == nil {
+				signers = append(signers, ss...)
+			}
+		}
+	}
+	for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+		p, err := ExpandHome("~/.ssh/" + name)
+		if err != nil {
+			continue
+		}
+		if s, err := goph.GetSigner(p, ""); err == nil {
+			signers = append(signers, s)
+		}
+	}
+	if len(signers) == 0 {
+		return nil, errors.New("no SSH key: set key in the inventory, run an SSH agent, or create ~/.ssh/id_ed25519")
+	}
+	return []ssh.AuthMethod{ssh.PublicKeys(signers...)}, nil
+}
+
+// ExpandHome replaces a leading ~/ with the user's home directory.
+func ExpandHome(p string) (string, error) {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("expanding %s: %w", p, err)
+		}
+		return filepath.Join(home, p[1:]), nil
+	}
+	return p, nil
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// chooseSudo picks how to become root. Without a password: sudo -n, which
+// fails at once instead of prompting. With a password, sudo -n is tried
+// first: when sudo would not ask (NOPASSWD), feeding the password anyway
+// would hand it to the command's stdin. Otherwise the password goes on
+// stdin to `sudo -k -S`, which always reads it, so it never reaches the command.
+func (c *Client) chooseSudo(ctx context.Context) error {
+	c.sudo = "sudo -n -- "
+	if c.cfg.BecomePassword == "" {
+		return nil
+	}
+	pw := c.cfg.BecomePassword
+	c.cfg.BecomePassword = ""
+	_, err := c.Run(ctx, "true")
+	if err == nil {
+		return nil
+	}
+	if _, ok := ExitStatus(err); !ok {
+		return err
+	}
+	c.cfg.BecomePassword = pw
+	c.sudo = "sudo -k -S -p '' -- "
+	if _, err := c.Run(ctx, "true"); err != nil {
+		return err
+	}
+	return nil
+}
+
+// keepalive sends keepalive@openssh.com requests and closes the connection
+// when KeepaliveMax intervals pass without an answer, so that commands on a
+// dead peer fail instead of hanging (golang/go#19338).
+func (c *Client) keepalive() {
+	t := time.NewTicker(c.cfg.KeepaliveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		reply := make(chan error, 1)
+		go func() {
+			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		wait := time.NewTimer(c.cfg.KeepaliveInterval * time.Duration(c.cfg.KeepaliveMax))
+		select {
+		case err := <-reply:
+			wait.Stop()
+			if err != nil {
+				c.dead.Store(fmt.Errorf("connection lost: %w", err))
+				c.Close()
+				return
+			}
+		case <-wait.C:
+			c.dead.Store(fmt.Errorf("connection lost: no answer to %d keepalives in %s", c.cfg.KeepaliveMax, c.cfg.KeepaliveInterval*time.Duration(c.cfg.KeepaliveMax)))
+			c.Close()
+			return
+		case <-c.done:
+			wait.Stop()
+			return
+		}
+	}
+}
+
+// Name returns the inventory name.
+func (c *Client) Name() string { return c.cfg.Name }
+
+// Address returns the dialled address.
+func (c *Client) Address() string { return c.cfg.Address }
+
+// Close closes the connection. It is safe to call more than once.
+func (c *Client) Close() error {
+	var err error
+	c.closeMu.Do(func() {
+		close(c.done)
+		err = c.client.Close()
+	})
+	return err
+}
+
+// Run runs cmd with sh on the host and returns its stdout.
+func (c *Client) Run(ctx context.Context, cmd string) ([]byte, error) {
+	return c.RunInput(ctx, cmd, nil)
+}
+
+// maxOutput bounds what is kept of one command's stdout.
+const maxOutput = 64 << 20
+
+// RunInput runs cmd with stdin. When ctx ends, every process the command
+// started on the host is killed (they are found by a tag in their
+// environment), and the session is closed.
+func (c *Client) RunInput(ctx context.Context, cmd string, stdin []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	tag := c.prefix + "." + strconv.FormatUint(c.seq.Add(1), 10)
+	sess, err := c.client.NewSession()
+	if err != nil {
+		return nil, c.connErr("opening session", err)
+	}
+	defer sess.Close()
+	var stdout limitedBuffer
+	stdout.max = maxOutput
+	var stderr tailBuffer
+	stderr.max = 16 << 10
+	sess.Stdout = &stdout
+	sess.Stderr = &stderr
+	in := stdin
+	if c.cfg.Become && c.cfg.BecomePassword != "" {
+		in = append([]byte(c.cfg.BecomePassword+"\n"), stdin...)
+	}
+	if in != nil {
+		sess.Stdin = bytes.NewReader(in)
+	}
+	if err := sess.Start(c.wrap(tag, cmd)); err != nil {
+		return nil, c.connErr("starting command", err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- sess.Wait() }()
+	select {
+	case err = <-waited:
+	case <-ctx.Done():
+		_ = sess.Signal(ssh.SIGKILL)
+		c.kill(tag)
+		_ = sess.Close()
+		<-waited
+		return stdout.Bytes(), fmt.Errorf("command cancelled (%w); its processes on the host were killed", context.Cause(ctx))
+	}
+	if err == nil {
+		if err := checkSecret(stdout.Bytes()); err != nil {
+			return nil, err
+		}
+		return stdout.Bytes(), nil
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		x := &ExitError{Status: ee.ExitStatus(), Signal: ee.Signal(), Stderr: Tail(stderr.String(), 5)}
+		if x.Signal != "" {
+			x.Status = -1
+		}
+		if c.cfg.Become && x.Status == 1 && strings.Contains(stderr.String(), "sudo: a password is required") {
+			return nil, fmt.Errorf("become: sudo needs a password on this host: set KPLAY_BECOME_PASSWORD or allow NOPASSWD: %w", x)
+		}
+		if c.cfg.Become && strings.Contains(stderr.String(), "incorrect password attempt") {
+			return nil, fmt.Errorf("become: sudo refused the password: %w", x)
+		}
+		return stdout.Bytes(), x
+	}
+	return stdout.Bytes(), c.connErr("running command", err)
+}
+
+// connErr explains a transport failure, preferring the keepalive's verdict.
+func (c *Client) connErr(what string, err error) error {
+	if d, ok := c.dead.Load().(error); ok {
+		return fmt.Errorf("%s: %w", what, d)
+	}
+	var me *ssh.ExitMissingError
+	if errors.As(err, &me) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: connection lost (the remote command's exit status is unknown): %w", what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// wrap tags cmd's environment so its processes can be found and killed,
+// and runs it through sudo when become is set.
+func (c *Client) wrap(tag, cmd string) string {
+	return c.sudo + "env KPLAY_CMD=" + tag + " sh -c " + Quote(cmd)
+}
+
+// kill kills every process on the host whose environment carries tag. It
+// uses its own short timeout: the caller's context is already done.
+func (c *Client) kill(tag string) {
+	script := `for f in /proc/[0-9]*/environ; do ` +
+		`if grep -qzx ` + Quote("KPLAY_CMD="+tag) + ` "$f" 2>/dev/null; then p=${f#/proc/}; kill -9 "${p%/environ}" 2>/dev/null; fi; done; true`
+	sess, err := c.client.NewSession()
+	if err != nil {
+		return
+	}
+	defer sess.Close()
+	if c.cfg.Become && c.cfg.BecomePassword != "" {
+		sess.Stdin = strings.NewReader(c.cfg.BecomePassword + "\n")
+	}
+	done := make(chan struct{})
+	go func() { _ = sess.Run(c.sudo + "sh -c " + Quote(script)); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// secretMarker is the PEM header of any private key.
+const secretMarker = "PRIVATE KEY-----"
+
+// checkSecret refuses output that holds a PEM private key.
+func checkSecret(b []byte) error {
+	if bytes.Contains(b, []byte(secretMarker)) {
+		return fmt.Errorf("%w: the output held a PEM private key and was discarded", ErrSecretPath)
+	}
+	return nil
+}
+
+// IsSecretPath reports whether p names a private key file, which kplay never reads.
+func IsSecretPath(p string) bool {
+	base := path.Base(p)
+	return strings.HasSuffix(base, ".key") || strings.HasPrefix(base, "id_") && !strings.HasSuffix(base, ".pub")
+}
+
+// ReadFile reads a file off the host. Private keys are refused.
+func (c *Client) ReadFile(ctx context.Context, p string) ([]byte, error) {
+	if IsSecretPath(p) {
+		return nil, fmt.Errorf("%w: %s", ErrSecretPath, p)
+	}
+	b, err := c.Run(ctx, "cat -- "+Quote(p))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	return b, nil
+}
+
+// WriteFile writes data to p atomically: a temp file in the same directory
+// with mode, then a rename. On failure the temp file is removed.
+func (c *Client) WriteFile(ctx context.Context, p string, data []byte, mode fs.FileMode) error {
+	dir := path.Dir(p)
+	script := `set -e; umask 077; t=$(mktemp ` + Quote(dir+"/.kplay.XXXXXX") + `); trap 'rm -f "$t"' EXIT; ` +
+		`cat > "$t"; chmod ` + fmt.Sprintf("%04o", mode.Perm()) + ` "$t"; mv -f "$t" ` + Quote(p) + `; trap - EXIT`
+	if _, err := c.RunInput(ctx, script, data); err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	return nil
+}
+
+// limitedBuffer keeps at most max bytes.
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+// Write keeps what fits and drops the rest.
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); room > 0 {
+		if len(p) > room {
+			b.Buffer.Write(p[:room])
+		} else {
+			b.Buffer.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
+// tailBuffer keeps the last max bytes.
+type tailBuffer struct {
+	buf []byte
+	max int
+}
+
+// Write appends p and keeps the tail.
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.buf = append(b.buf, p...)
+	if len(b.buf) > b.max {
+		b.buf = append(b.buf[:0], b.buf[len(b.buf)-b.max:]...)
+	}
+	return len(p), nil
+}
+
+// String returns the kept tail.
+func (b *tailBuffer) String() string { return string(b.buf) }

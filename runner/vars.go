@@ -1,0 +1,87 @@
+package runner
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/kplay/kplay/remote"
+)
+
+// tmplRe matches {{ name }} and {{ name | raw }}.
+var tmplRe = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(\|\s*([a-z]+)\s*)?\}\}`)
+
+// Vars is the resolved variable set of one host, implementing steps.Expander.
+type Vars struct {
+	m map[string]string
+}
+
+// NewVars merges layers; later layers win.
+func NewVars(layers ...map[string]string) *Vars {
+	m := map[string]string{}
+	for _, l := range layers {
+		for k, v := range l {
+			m[k] = v
+		}
+	}
+	return &Vars{m: m}
+}
+
+// Get returns the value of name.
+func (v *Vars) Get(name string) (string, bool) {
+	s, ok := v.m[name]
+	return s, ok
+}
+
+// Text substitutes values verbatim.
+func (v *Vars) Text(s string) (string, error) { return v.expand(s, false) }
+
+// Shell substitutes values shell-quoted, except `| raw`.
+func (v *Vars) Shell(s string) (string, error) { return v.expand(s, true) }
+
+func (v *Vars) expand(s string, quote bool) (string, error) {
+	var firstErr error
+	out := tmplRe.ReplaceAllStringFunc(s, func(m string) string {
+		sub := tmplRe.FindStringSubmatch(m)
+		name, filter := sub[1], sub[3]
+		val, ok := v.m[name]
+		if !ok && firstErr == nil {
+			firstErr = fmt.Errorf("unknown variable %q (known: %s)", name, strings.Join(v.names(), ", "))
+		}
+		switch filter {
+		case "":
+			if quote {
+				return remote.Quote(val)
+			}
+			return val
+		case "raw":
+			return val
+		case "quote":
+			return remote.Quote(val)
+		default:
+			if firstErr == nil {
+				firstErr = fmt.Errorf("unknown filter %q in %s (known: raw, quote)", filter, m)
+			}
+			return ""
+		}
+	})
+	if firstErr != nil {
+		return "", firstErr
+	}
+	if strings.Contains(stripTemplates(s), "{{") {
+		return "", fmt.Errorf("malformed template in %q: use {{ name }} or {{ name | raw }}", s)
+	}
+	return out, nil
+}
+
+func stripTemplates(s string) string { return tmplRe.ReplaceAllString(s, "") }
+
+func (v *Vars) names() []string {
+	n := make([]string, 0, len(v.m))
+	for k := range v.m {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
