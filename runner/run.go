@@ -237,7 +237,7 @@ func (r *run) runHost(ctx context.Context, h *HostSpec) {
 		r.notify(hr, sr)
 		if err != nil {
 			hr.err = fmt.Errorf("%s: step %q: %w", h.Name, se.Label(), err)
-			hr.Error = hr.err.Error()
+			hr.Error = fmt.Sprintf("step %q: %v", se.Label(), err)
 			hr.Status = StatusFailed
 			r.hostErr(hr.err)
 			break

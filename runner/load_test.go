@@ -1,0 +1,290 @@
+package runner
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kplay/kplay/steps"
+)
+
+func TestParseInventoryErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       string // substring of the error, which must name line and key
+	}{
+		{"unknown key", "hosts:\n  cp1: {address: 1.2.3.4, adress: x}\n", `inv.yaml:2: key "hosts.cp1.adress": unknown key`},
+		{"duplicate host", "hosts:\n  cp1: {address: a}\n  cp1: {address: b}\n", `inv.yaml:3: key "hosts.cp1": duplicate key`},
+		{"unknown group member", "hosts:\n  cp1: {}\ngroups:\n  cp: [cp1, cp9]\n", `inv.yaml:4: key "groups.cp[1]": unknown host "cp9"`},
+		{"bad duration", "defaults:\n  connect_timeout: 10x\nhosts:\n  cp1: {}\n", `inv.yaml:2: key "defaults.connect_timeout"`},
+		{"bad port", "hosts:\n  cp1: {port: 70000}\n", `key "hosts.cp1.port": port 70000 out of range`},
+		{"no hosts", "vars: {a: b}\n", `key "hosts": inventory has no hosts`},
+		{"bad yaml", "hosts: [\n", `inv.yaml:1: invalid YAML`},
+		{"group vars of unknown group", "hosts:\n  cp1: {}\ngroup_vars:\n  nope: {a: 1}\n", `inv.yaml:4: key "group_vars.nope": unknown group`},
+		{"non-scalar var", "hosts:\n  cp1: {}\nvars:\n  a: [1]\n", `inv.yaml:4: key "vars.a": variables must be single values`},
+		{"ansible unknown group key", "all:\n  hosts:\n    cp1:\n  hostz: {}\n", `inv.yaml:4: key "all.hostz": unknown key`},
+		{"ansible bad port", "all:\n  hosts:\n    cp1: {ansible_port: abc}\n", `key "hosts.cp1.ansible_port": bad port`},
+		{"cyclic group", "hosts:\n  cp1: {}\ngroups:\n  a: [b]\n  b: [a]\n", `includes itself`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseInventory("inv.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("no error; want %q", tt.want)
+			}
+			if !IsConfigError(err) {
+				t.Errorf("error %v is not a ConfigError", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error\n  %v\nwant substring\n  %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseInventoryKplay(t *testing.T) {
+	inv, err := ParseInventory("inv.yaml", []byte(`
+defaults:
+  user: ops
+  port: 2200
+  key: ~/.ssh/k
+  known_hosts: /kh
+  become: true
+  connect_timeout: 3s
+hosts:
+  cp1: {address: 10.0.0.11}
+  cp2: {address: 10.0.0.12, port: 22, user: root, become: false, vars: {role: backup}}
+  w1: {}
+groups:
+  control_plane: [cp1, cp2]
+  everything: [control_plane, w1]
+group_vars:
+  control_plane: {tier: cp}
+vars: {cluster: prod}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp1, cp2, w1 := inv.Host("cp1"), inv.Host("cp2"), inv.Host("w1")
+	if cp1.User != "ops" || cp1.Port != 2200 || !cp1.Become || cp1.Key != "~/.ssh/k" || cp1.KnownHosts != "/kh" || cp1.ConnectTimeout.String() != "3s" {
+		t.Errorf("cp1 did not inherit defaults: %+v", cp1)
+	}
+	if cp2.User != "root" || cp2.Port != 22 || cp2.Become || cp2.Vars["role"] != "backup" {
+		t.Errorf("cp2 did not override defaults: %+v", cp2)
+	}
+	if w1.Address != "w1" {
+		t.Errorf("w1 address = %q, want its name", w1.Address)
+	}
+	if got := strings.Join(inv.Groups["everything"], ","); got != "cp1,cp2,w1" {
+		t.Errorf("nested group = %s", got)
+	}
+	if inv.GroupVars["control_plane"]["tier"] != "cp" || inv.Vars["cluster"] != "prod" {
+		t.Errorf("vars not loaded: %v %v", inv.GroupVars, inv.Vars)
+	}
+}
+
+func TestParseInventoryAnsible(t *testing.T) {
+	inv, err := ParseInventory("hosts.yml", []byte(`
+all:
+  vars:
+    ansible_user: ubuntu
+    cluster: prod
+  hosts:
+    bastion:
+      ansible_host: 10.1.0.1
+  children:
+    control_plane:
+      vars:
+        ansible_become: yes
+        tier: cp
+      hosts:
+        cp1:
+          ansible_host: 10.1.0.11
+          ansible_port: 2222
+          ansible_ssh_private_key_file: ~/.ssh/cp
+          zone: a
+        cp2:
+          ansible_host: 10.1.0.12
+          ansible_user: admin
+    workers:
+      hosts:
+        w1:
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp1, cp2, b, w1 := inv.Host("cp1"), inv.Host("cp2"), inv.Host("bastion"), inv.Host("w1")
+	if cp1 == nil || cp2 == nil || b == nil || w1 == nil {
+		t.Fatalf("hosts missing: %+v", inv.Hosts)
+	}
+	if cp1.Address != "10.1.0.11" || cp1.Port != 2222 || cp1.Key != "~/.ssh/cp" || cp1.User != "ubuntu" || !cp1.Become || cp1.Vars["zone"] != "a" {
+		t.Errorf("cp1 = %+v", cp1)
+	}
+	if cp2.User != "admin" {
+		t.Errorf("host var must win over group var: cp2.User = %q", cp2.User)
+	}
+	if b.Become || b.Port != 22 || b.Address != "10.1.0.1" {
+		t.Errorf("bastion = %+v", b)
+	}
+	if got := strings.Join(inv.Groups["control_plane"], ","); got != "cp1,cp2" {
+		t.Errorf("control_plane = %s", got)
+	}
+	if inv.Vars["cluster"] != "prod" || inv.GroupVars["control_plane"]["tier"] != "cp" {
+		t.Errorf("vars = %v / %v", inv.Vars, inv.GroupVars)
+	}
+}
+
+func TestParsePlaybookErrors(t *testing.T) {
+	reg := steps.Builtin()
+	tests := []struct{ name, yaml, want string }{
+		{"unknown top key", "hosts: all\nstepz: []\nsteps: [{shell: x}]\n", `pb.yaml:2: key "stepz": unknown key`},
+		{"unknown step type", "hosts: all\nsteps:\n  - name: a\n    shel: x\n", `pb.yaml:4: key "steps[0].shel": unknown step type`},
+		{"two types", "hosts: all\nsteps:\n  - shell: x\n    fake: y\n", `unknown step type or key "fake"`},
+		{"no type", "hosts: all\nsteps:\n  - name: a\n", `pb.yaml:3: key "steps[0]": step has no type`},
+		{"bad timeout", "hosts: all\nsteps:\n  - shell: x\n    timeout: soon\n", `pb.yaml:4: key "steps[0].timeout": bad duration`},
+		{"bad retries", "hosts: all\nsteps:\n  - shell: x\n    retries: -1\n", `pb.yaml:4: key "steps[0].retries"`},
+		{"bad serial", "hosts: all\nserial: 0%\nsteps: [{shell: x}]\n", `pb.yaml:2: key "serial": bad value`},
+		{"bad rollback", "hosts: all\nrollback: some\nsteps: [{shell: x}]\n", `pb.yaml:2: key "rollback": unknown mode`},
+		{"no hosts", "steps: [{shell: x}]\n", `key "hosts": is required`},
+		{"no steps", "hosts: all\n", `key "steps": playbook has no steps`},
+		{"two docs", "hosts: all\nsteps: [{shell: x}]\n---\nhosts: b\n", `more than one YAML document`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParsePlaybook("pb.yaml", []byte(tt.yaml), reg)
+			if err == nil || !IsConfigError(err) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error\n  %v\nwant config error containing\n  %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	inv, err := ParseInventory("inv.yaml", []byte("hosts:\n  cp1: {}\n  cp2: {}\ngroups:\n  cp: [cp1, cp2]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, pb string
+		limit    []string
+		want     string
+	}{
+		{"unknown host in hosts", "hosts: cp, cp3\nsteps: [{shell: x}]\n", nil, `pb.yaml:1: key "hosts": unknown host or group "cp3"`},
+		{"unknown limit", "hosts: cp\nsteps: [{shell: x}]\n", []string{"zz"}, `--limit: unknown host or group "zz"`},
+		{"unknown variable", "hosts: cp\nsteps:\n  - shell: echo {{ nope }}\n", nil, `pb.yaml:3: key "steps[0].shell.cmd": unknown variable "nope"`},
+		{"unknown filter", "hosts: cp\nsteps:\n  - shell: echo {{ a | upper }}\nvars: {a: b}\n", nil, `unknown filter "upper"`},
+		{"malformed template", "hosts: cp\nsteps:\n  - shell: echo {{ a \n", nil, `malformed template`},
+		{"shell bad key", "hosts: cp\nsteps:\n  - shell: {cmd: x, bogus: 1}\n", nil, `pb.yaml:3: key "steps[0].shell.bogus": unknown key`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pb, err := ParsePlaybook("pb.yaml", []byte(tt.pb), steps.Builtin())
+			if err == nil {
+				_, err = Compile(pb, inv, CompileOptions{Limit: tt.limit})
+			}
+			if err == nil || !IsConfigError(err) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error\n  %v\nwant config error containing\n  %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestVarsPrecedenceAndQuoting(t *testing.T) {
+	inv, err := ParseInventory("inv.yaml", []byte(`
+hosts:
+  cp1: {address: 10.0.0.1, vars: {h: host, p: host, g: host}}
+groups:
+  cp: [cp1]
+group_vars:
+  cp: {g: group, i: group}
+vars: {i: inv, only_inv: inv}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := ParsePlaybook("pb.yaml", []byte("hosts: cp\nvars: {p: play, c: play}\nsteps: [{shell: x}]\n"), steps.Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Compile(pb, inv, CompileOptions{Vars: map[string]string{"c": "cli"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := plan.Vars["cp1"]
+	for name, want := range map[string]string{"c": "cli", "p": "play", "h": "host", "g": "host", "i": "group", "only_inv": "inv", "host.name": "cp1", "host.address": "10.0.0.1"} {
+		if got, _ := v.Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	quoting := []struct{ val, tmpl, shell, text string }{
+		{"plain", "echo {{ x }}", "echo plain", "echo plain"},
+		{"a b", "echo {{ x }}", "echo 'a b'", "echo a b"},
+		{"$(id)", "echo {{x}}", "echo '$(id)'", "echo $(id)"},
+		{"it's", "echo {{ x }}", `echo 'it'\''s'`, "echo it's"},
+		{"", "echo {{ x }}", "echo ''", "echo "},
+		{"a;b", "echo {{ x | raw }}", "echo a;b", "echo a;b"},
+		{"a b", "echo {{ x | quote }}", "echo 'a b'", "echo 'a b'"},
+	}
+	for _, q := range quoting {
+		vv := NewVars(map[string]string{"x": q.val})
+		if got, err := vv.Shell(q.tmpl); err != nil || got != q.shell {
+			t.Errorf("Shell(%q) with x=%q = %q, %v; want %q", q.tmpl, q.val, got, err, q.shell)
+		}
+		if got, err := vv.Text(q.tmpl); err != nil || got != q.text {
+			t.Errorf("Text(%q) with x=%q = %q, %v; want %q", q.tmpl, q.val, got, err, q.text)
+		}
+	}
+}
+
+func TestSerialBatches(t *testing.T) {
+	tests := []struct {
+		serial string
+		hosts  int
+		want   []int
+	}{
+		{"", 5, []int{5}},
+		{"1", 3, []int{1, 1, 1}},
+		{"2", 5, []int{2, 2, 1}},
+		{"30%", 10, []int{3, 3, 3, 1}},
+		{"50%", 3, []int{2, 1}},
+		{"1%", 3, []int{1, 1, 1}},
+		{"100%", 4, []int{4}},
+	}
+	for _, tt := range tests {
+		var b strings.Builder
+		b.WriteString("hosts:\n")
+		for i := 0; i < tt.hosts; i++ {
+			b.WriteString("  h" + string(rune('a'+i)) + ": {}\n")
+		}
+		inv, err := ParseInventory("inv.yaml", []byte(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := "hosts: all\nsteps: [{shell: x}]\n"
+		if tt.serial != "" {
+			src = "serial: \"" + tt.serial + "\"\n" + src
+		}
+		pb, err := ParsePlaybook("pb.yaml", []byte(src), steps.Builtin())
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := Compile(pb, inv, CompileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for _, batch := range plan.Batches {
+			got = append(got, len(batch))
+		}
+		if strings.Trim(strings.Join(strings.Fields(fmtInts(got)), ","), "[]") != strings.Trim(strings.Join(strings.Fields(fmtInts(tt.want)), ","), "[]") {
+			t.Errorf("serial %q on %d hosts: batches %v, want %v", tt.serial, tt.hosts, got, tt.want)
+		}
+	}
+}
+
+func fmtInts(a []int) string {
+	var b strings.Builder
+	for _, x := range a {
+		b.WriteString(" " + string(rune('0'+x)))
+	}
+	return b.String()
+}
