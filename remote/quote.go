@@ -3,7 +3,8 @@ package remote
 import "strings"
 
 // Quote returns s as one POSIX shell word: single-quoted, with embedded single
-// quotes written as '\''. Any byte string survives the remote shell unchanged.
+// quotes closed, backslash-escaped and reopened. Any byte string survives
+// the remote shell unchanged.
 func Quote(s string) string {
 	if s != "" && strings.IndexFunc(s, unsafe) < 0 {
 		return s

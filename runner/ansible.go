@@ -164,9 +164,8 @@ func (a *ansibleLoader) host(kn, v *yaml.Node, path string) error {
 	if err != nil {
 		return err
 	}
-	h, ok := a.byName[name]
-	if !ok {
-		h = &HostSpec{Name: name, Line: kn.Line}
+	if _, ok := a.byName[name]; !ok {
+		h := &HostSpec{Name: name, Line: kn.Line}
 		a.byName[name] = h
 		a.inv.Hosts = append(a.inv.Hosts, h)
 		a.hvars[name] = map[string]string{}

@@ -112,7 +112,7 @@ func (c *fakeConn) WriteFile(ctx context.Context, p string, d []byte, m fs.FileM
 func (c *fakeConn) Close() error { return nil }
 
 // fakeRun compiles and runs playbook src on hosts h1..hN with fake steps.
-func fakeRun(t *testing.T, ctx context.Context, n int, src string, unreachable ...string) (*Report, error, []string) {
+func fakeRun(t *testing.T, ctx context.Context, n int, src string, unreachable ...string) (*Report, []string, error) {
 	t.Helper()
 	ev := &events{}
 	reg := steps.Registry{"fake": func(node *yaml.Node, x steps.Expander) (steps.Step, error) {
@@ -147,7 +147,7 @@ func fakeRun(t *testing.T, ctx context.Context, n int, src string, unreachable .
 		return &fakeConn{name: h.Name}, nil
 	}
 	rep, runErr := Run(ctx, plan, Options{Dial: dial, RunID: "test"})
-	return rep, runErr, ev.all()
+	return rep, ev.all(), runErr
 }
 
 func filter(log []string, prefix string) []string {
@@ -169,7 +169,7 @@ func hostStatus(rep *Report) string {
 }
 
 func TestRunRollbackHostReverseOrder(t *testing.T) {
-	rep, err, log := fakeRun(t, context.Background(), 2, `
+	rep, log, err := fakeRun(t, context.Background(), 2, `
 hosts: all
 steps:
   - fake: {id: a, undo: true}
@@ -202,7 +202,7 @@ steps:
 }
 
 func TestRunRollbackAllReverseBatches(t *testing.T) {
-	_, err, log := fakeRun(t, context.Background(), 3, `
+	_, log, err := fakeRun(t, context.Background(), 3, `
 hosts: all
 serial: 1
 max_fail: 5
@@ -221,7 +221,7 @@ steps:
 }
 
 func TestRunMaxFailStopsBatches(t *testing.T) {
-	rep, _, log := fakeRun(t, context.Background(), 3, `
+	rep, log, _ := fakeRun(t, context.Background(), 3, `
 hosts: all
 serial: 1
 steps:
@@ -252,7 +252,7 @@ steps:
 }
 
 func TestRunRetries(t *testing.T) {
-	rep, err, log := fakeRun(t, context.Background(), 1, `
+	rep, log, err := fakeRun(t, context.Background(), 1, `
 hosts: all
 steps:
   - fake: {id: a, fail_times: 2}
@@ -271,7 +271,7 @@ steps:
 }
 
 func TestRunRetriesExhausted(t *testing.T) {
-	_, err, log := fakeRun(t, context.Background(), 1, `
+	_, log, err := fakeRun(t, context.Background(), 1, `
 hosts: all
 steps:
   - fake: {id: a, fail_times: 5}
@@ -286,7 +286,7 @@ steps:
 }
 
 func TestRunOnce(t *testing.T) {
-	rep, err, log := fakeRun(t, context.Background(), 3, `
+	rep, log, err := fakeRun(t, context.Background(), 3, `
 hosts: all
 serial: 1
 steps:
@@ -306,7 +306,7 @@ steps:
 }
 
 func TestRunDryRunNeverApplies(t *testing.T) {
-	rep, err, log := func() (*Report, error, []string) {
+	rep, log, err := func() (*Report, []string, error) {
 		ev := &events{}
 		reg := steps.Registry{"fake": func(node *yaml.Node, x steps.Expander) (steps.Step, error) {
 			s := &fakeStep{ev: ev}
@@ -322,7 +322,7 @@ func TestRunDryRunNeverApplies(t *testing.T) {
 			t.Fatal(err)
 		}
 		rep, err := Run(context.Background(), plan, Options{DryRun: true, RunID: "t", Dial: func(ctx context.Context, h *HostSpec) (Conn, error) { return &fakeConn{name: h.Name}, nil }})
-		return rep, err, ev.all()
+		return rep, ev.all(), err
 	}()
 	if err != nil {
 		t.Fatal(err)
@@ -339,7 +339,7 @@ func TestRunDryRunNeverApplies(t *testing.T) {
 }
 
 func TestRunUnreachableDoesNotStopOthers(t *testing.T) {
-	rep, err, _ := fakeRun(t, context.Background(), 3, `
+	rep, _, err := fakeRun(t, context.Background(), 3, `
 hosts: all
 steps:
   - fake: {id: a}
@@ -356,7 +356,7 @@ steps:
 }
 
 func TestRunUndoFailureReported(t *testing.T) {
-	rep, err, _ := fakeRun(t, context.Background(), 1, `
+	rep, _, err := fakeRun(t, context.Background(), 1, `
 hosts: all
 steps:
   - fake: {id: a, undo: true}
@@ -381,7 +381,7 @@ func TestRunInterruptRollsBackChangedHosts(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		cancel()
 	}()
-	rep, err, log := fakeRun(t, ctx, 2, `
+	rep, log, err := fakeRun(t, ctx, 2, `
 hosts: all
 rollback: host
 steps:
