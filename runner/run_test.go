@@ -105,7 +105,9 @@ func (c *fakeConn) Run(ctx context.Context, cmd string) ([]byte, error) {
 func (c *fakeConn) RunInput(ctx context.Context, cmd string, in []byte) ([]byte, error) {
 	return nil, nil
 }
-func (c *fakeConn) ReadFile(ctx context.Context, p string) ([]byte, error) { return nil, fs.ErrNotExist }
+func (c *fakeConn) ReadFile(ctx context.Context, p string) ([]byte, error) {
+	return nil, fs.ErrNotExist
+}
 func (c *fakeConn) WriteFile(ctx context.Context, p string, d []byte, m fs.FileMode) error {
 	return nil
 }
