@@ -3,6 +3,7 @@
 package yamlx
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -87,7 +88,18 @@ func check(n *yaml.Node, t reflect.Type, path string) error {
 	if n.Tag == "!!null" {
 		return nil
 	}
-	if reflect.PointerTo(t).Implements(reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()) || t == reflect.TypeOf(yaml.Node{}) {
+	if t == reflect.TypeOf(yaml.Node{}) {
+		return nil
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()) {
+		// Decode it here so that its error carries this key's path.
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			var ye *Error
+			if errors.As(err, &ye) {
+				return &Error{Line: n.Line, Column: n.Column, Key: path, Msg: ye.Msg}
+			}
+			return Errorf(n, path, "%v", err)
+		}
 		return nil
 	}
 	switch t.Kind() {
