@@ -34,6 +34,13 @@ func (r Registry) Names() []string {
 // Builtin returns a new registry holding every built-in step type.
 func Builtin() Registry {
 	return Registry{
-		"shell": NewShell,
+		"shell":             NewShell,
+		"check_time":        NewCheckTime,
+		"check_certs":       NewCheckCerts,
+		"backup":            NewBackup,
+		"renew_certs":       NewRenewCerts,
+		"verify_enddate":    NewVerifyEnddate,
+		"restart_apiserver": NewRestartAPIServer,
+		"fetch_admin_conf":  NewFetchAdminConf,
 	}
 }

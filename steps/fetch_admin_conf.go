@@ -1,0 +1,380 @@
+package steps
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/kplay/kplay/internal/yamlx"
+)
+
+// fetchParams is the YAML form of a fetch_admin_conf step.
+type fetchParams struct {
+	Dest          string          `yaml:"dest"`
+	Merge         *bool           `yaml:"merge"`
+	Verify        *bool           `yaml:"verify"`
+	VerifyTimeout *yamlx.Duration `yaml:"verify_timeout"`
+	Server        string          `yaml:"server"`
+	RunOnce       *bool           `yaml:"run_once"`
+	KubernetesDir string          `yaml:"kubernetes_dir"`
+}
+
+// FetchAdminConf downloads admin.conf and installs it as the controller's kubeconfig.
+type FetchAdminConf struct {
+	// Dest is the local kubeconfig path; a leading ~/ is the controller user's home.
+	Dest string
+	// Merge merges into an existing Dest instead of replacing it.
+	Merge bool
+	// Verify checks the credential with a GET of SERVER/api first.
+	Verify bool
+	// VerifyTimeout bounds the verification, retries included.
+	VerifyTimeout time.Duration
+	// Server, when set, replaces the clusters' server (and is what is verified).
+	Server string
+	// Once runs the step on the first host only.
+	Once bool
+	// KubeDir is the kubernetes dir on the host.
+	KubeDir string
+}
+
+// NewFetchAdminConf builds a fetch_admin_conf step.
+func NewFetchAdminConf(n *yaml.Node, x Expander) (Step, error) {
+	var p fetchParams
+	if err := yamlx.Decode(n, &p, "fetch_admin_conf"); err != nil {
+		return nil, err
+	}
+	e := paramExpander{n: n, x: x, step: "fetch_admin_conf"}
+	s := &FetchAdminConf{
+		Merge: boolOr(p.Merge, true), Verify: boolOr(p.Verify, true), Once: boolOr(p.RunOnce, true),
+		VerifyTimeout: dur(p.VerifyTimeout, yamlx.Duration(time.Minute)).D(),
+	}
+	var err error
+	if s.KubeDir, err = e.abs("kubernetes_dir", p.KubernetesDir, DefaultKubernetesDir); err != nil {
+		return nil, err
+	}
+	if s.Dest, err = e.text("dest", p.Dest, "~/.kube/config"); err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(s.Dest, "~") && s.Dest != "~" && !strings.HasPrefix(s.Dest, "~/") {
+		return nil, e.errorf("dest", "only ~/ (the controller user's home) is expanded, not %q", s.Dest)
+	}
+	if !strings.HasPrefix(s.Dest, "~") && !filepath.IsAbs(s.Dest) {
+		return nil, e.errorf("dest", "must be absolute or start with ~/, not %q", s.Dest)
+	}
+	if s.Dest == "~" || strings.HasSuffix(s.Dest, "/") {
+		return nil, e.errorf("dest", "must name a file, not %q", s.Dest)
+	}
+	if s.Server, err = e.text("server", p.Server, ""); err != nil {
+		return nil, err
+	}
+	if s.Server != "" && !strings.HasPrefix(s.Server, "https://") {
+		return nil, e.errorf("server", "must be an https:// URL, not %q", s.Server)
+	}
+	if s.VerifyTimeout <= 0 {
+		return nil, e.errorf("verify_timeout", "must be more than 0")
+	}
+	return s, nil
+}
+
+// RunOnce reports whether the step runs on the first host only (run_once, default true).
+func (s *FetchAdminConf) RunOnce() bool { return s.Once }
+
+// dest returns the local path, with ~ expanded and symlinks resolved.
+func (s *FetchAdminConf) dest() (string, error) {
+	d := s.Dest
+	if rest, ok := strings.CutPrefix(d, "~/"); ok {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("expanding %s: %w", s.Dest, err)
+		}
+		d = filepath.Join(home, rest)
+	}
+	if r, err := filepath.EvalSymlinks(d); err == nil {
+		d = r
+	}
+	return filepath.Clean(d), nil
+}
+
+// fetch downloads admin.conf and applies the server override.
+func (s *FetchAdminConf) fetch(ctx context.Context, t *Target) (*kcFile, error) {
+	src := path.Join(s.KubeDir, "admin.conf")
+	data, err := t.ReadFile(ctx, src)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", src, err)
+	}
+	k, err := parseKubeconfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", src, err)
+	}
+	if len(k.Clusters) == 0 || len(k.Users) == 0 {
+		return nil, fmt.Errorf("%s has no cluster or no user", src)
+	}
+	if s.Server != "" {
+		k.setServer(s.Server)
+	}
+	return k, nil
+}
+
+// Plan downloads admin.conf (read-only) and says what would be written.
+func (s *FetchAdminConf) Plan(ctx context.Context, t *Target) (Plan, error) {
+	k, err := s.fetch(ctx, t)
+	if err != nil {
+		return Plan{}, err
+	}
+	dest, err := s.dest()
+	if err != nil {
+		return Plan{}, err
+	}
+	how := "create"
+	if _, err := os.Stat(dest); err == nil {
+		how = "replace"
+		if s.Merge {
+			how = "merge into"
+		}
+	}
+	p := Plan{
+		Summary:     fmt.Sprintf("would %s %s (mode 0600) with %s from %s", how, dest, namesOf(k), path.Join(s.KubeDir, "admin.conf")),
+		WouldChange: true,
+	}
+	if how != "create" {
+		p.Details = append(p.Details, "would keep the previous file as "+dest+".kplay-backup-"+t.RunID)
+	}
+	if s.Verify {
+		p.Details = append(p.Details, "would first verify the credential with GET /api")
+	}
+	return p, nil
+}
+
+// namesOf describes the cluster, user and context names of k.
+func namesOf(k *kcFile) string {
+	var c, u, x []string
+	for _, e := range k.Clusters {
+		c = append(c, e.Name)
+	}
+	for _, e := range k.Users {
+		u = append(u, e.Name)
+	}
+	for _, e := range k.Contexts {
+		x = append(x, e.Name)
+	}
+	return fmt.Sprintf("cluster %s, user %s, context %s", strings.Join(c, ","), strings.Join(u, ","), strings.Join(x, ","))
+}
+
+// Apply verifies the credential, then writes dest atomically, keeping the previous file.
+func (s *FetchAdminConf) Apply(ctx context.Context, t *Target) (Result, error) {
+	k, err := s.fetch(ctx, t)
+	if err != nil {
+		return Result{}, err
+	}
+	dest, err := s.dest()
+	if err != nil {
+		return Result{}, err
+	}
+	verified := ""
+	if s.Verify {
+		cr, err := k.credential()
+		if err != nil {
+			return Result{}, fmt.Errorf("admin.conf from %s: %w", t.Name(), err)
+		}
+		if verified, err = verifyCredential(ctx, cr, s.VerifyTimeout); err != nil {
+			return Result{}, fmt.Errorf("not writing %s: %w", dest, err)
+		}
+	}
+	prev, prevErr := os.ReadFile(dest)
+	prevMode := fs.FileMode(0o600)
+	existed := prevErr == nil
+	if prevErr != nil && !errors.Is(prevErr, fs.ErrNotExist) {
+		return Result{}, fmt.Errorf("reading the existing %s: %w", dest, prevErr)
+	}
+	if existed {
+		if st, err := os.Stat(dest); err == nil {
+			prevMode = st.Mode().Perm()
+		}
+	}
+	out := k
+	if existed && s.Merge {
+		base, err := parseKubeconfig(prev)
+		if err != nil {
+			return Result{}, fmt.Errorf("existing %s is not a kubeconfig (%v); not touching it; use merge: false to replace it", dest, err)
+		}
+		out = mergeKubeconfig(base, k)
+	}
+	data, err := out.marshal()
+	if err != nil {
+		return Result{}, fmt.Errorf("encoding %s: %w", dest, err)
+	}
+	var details []string
+	created, err := mkdirPrivate(filepath.Dir(dest))
+	if err != nil {
+		return Result{}, err
+	}
+	if len(created) > 0 {
+		details = append(details, "created "+strings.Join(created, ", ")+" (mode 0700)")
+	} else if st, err := os.Stat(filepath.Dir(dest)); err == nil && st.Mode().Perm()&0o077 != 0 {
+		details = append(details, fmt.Sprintf("warning: %s is mode %04o; 0700 is safer", filepath.Dir(dest), st.Mode().Perm()))
+	}
+	backup := dest + ".kplay-backup-" + t.RunID
+	if existed {
+		if err := writeFileAtomic(backup, prev, 0o600); err != nil {
+			return Result{}, fmt.Errorf("keeping the previous %s: %w", dest, err)
+		}
+		details = append(details, "previous file kept as "+backup)
+	}
+	if err := writeFileAtomic(dest, data, 0o600); err != nil {
+		return Result{}, fmt.Errorf("writing %s: %w", dest, err)
+	}
+	how := "wrote"
+	if existed && s.Merge {
+		how = "merged into"
+	}
+	msg := fmt.Sprintf("%s %s: %s", how, dest, namesOf(k))
+	if verified != "" {
+		msg += "; " + verified
+	}
+	undo := &Undo{Desc: "remove " + dest + " (it did not exist)", Restore: "rm " + dest}
+	if existed {
+		undo = &Undo{Desc: "restore " + dest + " from " + backup, Restore: fmt.Sprintf("cp -p %s %s", backup, dest)}
+	}
+	undo.Fn = func(ctx context.Context, _ *Target) error {
+		if !existed {
+			if err := os.Remove(dest); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("removing %s: %w", dest, err)
+			}
+			return nil
+		}
+		if err := writeFileAtomic(dest, prev, prevMode); err != nil {
+			return fmt.Errorf("restoring %s: %w", dest, err)
+		}
+		return nil
+	}
+	return Result{Changed: true, Message: msg, Details: details, Undo: undo}, nil
+}
+
+// verifyCredential GETs SERVER/api with the client certificate, trusting
+// only the kubeconfig's CA, retrying connection errors until timeout.
+func verifyCredential(ctx context.Context, cr *kcCredential, timeout time.Duration) (string, error) {
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{
+			RootCAs:            cr.CAs,
+			Certificates:       []tls.Certificate{cr.Cert},
+			InsecureSkipVerify: cr.Insecure, // only when the kubeconfig itself says so
+			MinVersion:         tls.VersionTLS12,
+		},
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 15 * time.Second}
+	u := strings.TrimSuffix(cr.Server, "/") + "/api"
+	vctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		req, err := http.NewRequestWithContext(vctx, http.MethodGet, u, nil)
+		if err != nil {
+			return "", fmt.Errorf("GET %s: %w", u, err)
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == http.StatusOK:
+				return fmt.Sprintf("credential of user %s accepted: GET %s → 200", cr.User, u), nil
+			case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+				return "", fmt.Errorf("GET %s with user %s's client certificate: %s (credential rejected)", u, cr.User, resp.Status)
+			}
+			last = fmt.Errorf("GET %s: %s", u, resp.Status)
+		} else {
+			var ce *tls.CertificateVerificationError
+			if errors.As(err, &ce) {
+				return "", fmt.Errorf("GET %s: the server's certificate does not verify against admin.conf's CA: %w", u, err)
+			}
+			last = fmt.Errorf("GET %s: %w", u, err)
+		}
+		select {
+		case <-vctx.Done():
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			return "", fmt.Errorf("verifying the credential timed out after %s: %w", timeout, last)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// mkdirPrivate creates dir and its missing parents with mode 0700 (whatever
+// the umask) and returns the directories it created.
+func mkdirPrivate(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("checking %s: %w", d, err)
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	var created []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		d := missing[i]
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return created, fmt.Errorf("creating %s: %w", d, err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return created, fmt.Errorf("chmod 0700 %s: %w", d, err)
+		}
+		created = append(created, d)
+	}
+	return created, nil
+}
+
+// writeFileAtomic writes p via a temp file in the same directory, then
+// renames it, with mode set explicitly (not subject to the umask).
+func writeFileAtomic(p string, data []byte, mode fs.FileMode) (err error) {
+	dir := filepath.Dir(p)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".kplay-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err = f.Chmod(mode); err != nil {
+		return err
+	}
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, p); err != nil {
+		return err
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
