@@ -2,7 +2,6 @@ package steps
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path"
 	"strconv"
@@ -10,7 +9,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/kplay/kplay/internal/yamlx"
 	"github.com/kplay/kplay/remote"
 )
 
@@ -60,7 +58,7 @@ type Backup struct {
 // NewBackup builds a backup step.
 func NewBackup(n *yaml.Node, x Expander) (Step, error) {
 	var p backupParams
-	if err := yamlx.Decode(n, &p, "backup"); err != nil {
+	if err := decodeParams(n, &p, "backup"); err != nil {
 		return nil, err
 	}
 	e := paramExpander{n: n, x: x, step: "backup"}
@@ -264,6 +262,3 @@ func backupFact(t *Target, key, kubeDir string) (BackupInfo, bool) {
 	}
 	return b, true
 }
-
-// errNoBackup is returned when renew_certs cannot get a verified backup.
-var errNoBackup = errors.New("no verified backup")

@@ -34,7 +34,7 @@ type CheckCerts struct {
 // NewCheckCerts builds a check_certs step.
 func NewCheckCerts(n *yaml.Node, x Expander) (Step, error) {
 	var p checkCertsParams
-	if err := yamlx.Decode(n, &p, "check_certs"); err != nil {
+	if err := decodeParams(n, &p, "check_certs"); err != nil {
 		return nil, err
 	}
 	e := paramExpander{n: n, x: x, step: "check_certs"}

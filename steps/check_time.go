@@ -54,7 +54,7 @@ type CheckTime struct {
 // NewCheckTime builds a check_time step.
 func NewCheckTime(n *yaml.Node, x Expander) (Step, error) {
 	var p checkTimeParams
-	if err := yamlx.Decode(n, &p, "check_time"); err != nil {
+	if err := decodeParams(n, &p, "check_time"); err != nil {
 		return nil, err
 	}
 	e := paramExpander{n: n, x: x, step: "check_time"}

@@ -51,7 +51,7 @@ type FetchAdminConf struct {
 // NewFetchAdminConf builds a fetch_admin_conf step.
 func NewFetchAdminConf(n *yaml.Node, x Expander) (Step, error) {
 	var p fetchParams
-	if err := yamlx.Decode(n, &p, "fetch_admin_conf"); err != nil {
+	if err := decodeParams(n, &p, "fetch_admin_conf"); err != nil {
 		return nil, err
 	}
 	e := paramExpander{n: n, x: x, step: "fetch_admin_conf"}

@@ -1,8 +1,10 @@
 package steps
 
 import (
+	"errors"
 	"fmt"
 	"path"
+	"reflect"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -90,4 +92,44 @@ func boolOr(b *bool, def bool) bool {
 		return def
 	}
 	return *b
+}
+
+// decodeParams is yamlx.Decode, but a value of the wrong type is reported at
+// its own line and key (for example "renew_certs.only_within") rather than
+// at the step's mapping.
+func decodeParams(n *yaml.Node, out any, step string) error {
+	err := yamlx.Decode(n, out, step)
+	var ye *yamlx.Error
+	if err == nil || !errors.As(err, &ye) || ye.Key != step {
+		return err
+	}
+	m := n
+	if m.Kind == yaml.DocumentNode && len(m.Content) == 1 {
+		m = m.Content[0]
+	}
+	if m.Kind != yaml.MappingNode {
+		return err
+	}
+	t := reflect.TypeOf(out).Elem()
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		for j := 0; j < t.NumField(); j++ {
+			name, _, _ := strings.Cut(t.Field(j).Tag.Get("yaml"), ",")
+			if name != k.Value {
+				continue
+			}
+			if derr := v.Decode(reflect.New(t.Field(j).Type).Interface()); derr != nil {
+				msg := derr.Error()
+				var te *yaml.TypeError
+				if errors.As(derr, &te) && len(te.Errors) > 0 {
+					msg = strings.Join(te.Errors, "; ")
+				}
+				if _, after, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(msg, "line ") {
+					msg = after
+				}
+				return yamlx.Errorf(v, yamlx.Join(step, k.Value), "%s", msg)
+			}
+		}
+	}
+	return err
 }

@@ -50,7 +50,7 @@ type RenewCerts struct {
 // NewRenewCerts builds a renew_certs step.
 func NewRenewCerts(n *yaml.Node, x Expander) (Step, error) {
 	var p renewCertsParams
-	if err := yamlx.Decode(n, &p, "renew_certs"); err != nil {
+	if err := decodeParams(n, &p, "renew_certs"); err != nil {
 		return nil, err
 	}
 	e := paramExpander{n: n, x: x, step: "renew_certs"}

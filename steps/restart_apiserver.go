@@ -100,7 +100,7 @@ type RestartAPIServer struct {
 // NewRestartAPIServer builds a restart_apiserver step.
 func NewRestartAPIServer(n *yaml.Node, x Expander) (Step, error) {
 	var p restartParams
-	if err := yamlx.Decode(n, &p, "restart_apiserver"); err != nil {
+	if err := decodeParams(n, &p, "restart_apiserver"); err != nil {
 		return nil, err
 	}
 	e := paramExpander{n: n, x: x, step: "restart_apiserver"}

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/kplay/kplay/internal/yamlx"
 )
 
 // verifyEnddateParams is the YAML form of a verify_enddate step.
@@ -39,7 +37,7 @@ type VerifyEnddate struct {
 // NewVerifyEnddate builds a verify_enddate step.
 func NewVerifyEnddate(n *yaml.Node, x Expander) (Step, error) {
 	var p verifyEnddateParams
-	if err := yamlx.Decode(n, &p, "verify_enddate"); err != nil {
+	if err := decodeParams(n, &p, "verify_enddate"); err != nil {
 		return nil, err
 	}
 	e := paramExpander{n: n, x: x, step: "verify_enddate"}
