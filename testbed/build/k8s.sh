@@ -14,6 +14,10 @@ cache=${KPLAY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kplay}
 out="$cache/bin/$cmd-$K8S_VERSION"
 if [ -x "$out" ]; then echo "$out"; exit 0; fi
 mkdir -p "$cache/bin"
+# Parallel test packages may all ask for the binary at once: build it once.
+exec 9>"$out.lock"
+flock 9
+if [ -x "$out" ]; then echo "$out"; exit 0; fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
