@@ -81,6 +81,9 @@ func Start(ctx context.Context, o Options) (*Bed, error) {
 	}
 	b := newBed(st)
 	b.lock = lock
+	if !o.Detach {
+		b.spawner = newSpawner()
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -530,7 +533,8 @@ func (b *Bed) startHosts(ctx context.Context, o *Options, t0 time.Time) error {
 		}
 	}()
 	procs := make([]*hostProc, len(st.Hosts))
-	// Creating namespaces is mostly kernel time; a few at once go faster.
+	// Creating namespaces is mostly kernel time; a few at once go a little
+	// faster (the spawner, if any, serialises the forks themselves).
 	err = parallel(ctx, len(st.Hosts), 4, func(ctx context.Context, i int) error {
 		hs := &st.Hosts[i]
 		logf, err := os.OpenFile(filepath.Join(hs.Root, "init.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -567,7 +571,11 @@ func (b *Bed) startHosts(ctx context.Context, o *Options, t0 time.Time) error {
 			// If this process dies without Close, the host dies with it.
 			cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 		}
-		err = cmd.Start()
+		if b.spawner != nil {
+			err = b.spawner.run(cmd.Start)
+		} else {
+			err = cmd.Start()
+		}
 		logf.Close()
 		r.Close()
 		if err != nil {
@@ -750,3 +758,36 @@ func parallel(ctx context.Context, n, limit int, f func(ctx context.Context, i i
 	}
 	return errors.Join(errs...)
 }
+
+// spawner runs functions on one OS thread that lives as long as the bed.
+// The kernel sends a child its parent-death signal (Pdeathsig) when the
+// *thread* that forked it ends, and the Go runtime ends a thread when a
+// goroutine locked to it exits; forking the hosts from a thread the bed owns
+// means that only Close (or this process dying) takes them down.
+type spawner struct {
+	reqs chan func()
+}
+
+// newSpawner starts a spawner's thread.
+func newSpawner() *spawner {
+	s := &spawner{reqs: make(chan func())}
+	go func() {
+		runtime.LockOSThread()
+		for f := range s.reqs {
+			f()
+		}
+		// Exit still locked: the thread ends with the bed.
+	}()
+	return s
+}
+
+// run runs f on the spawner's thread.
+func (s *spawner) run(f func() error) error {
+	errc := make(chan error, 1)
+	s.reqs <- func() { errc <- f() }
+	return <-errc
+}
+
+// stop ends the spawner's thread (which sends the parent-death signal to
+// anything it started that still runs).
+func (s *spawner) stop() { close(s.reqs) }

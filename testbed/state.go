@@ -381,12 +381,9 @@ func netnsProcesses(names map[string]bool) ([]int, error) {
 // entries, record and bed.json (and Dir if the bed made it), then checks that
 // they are gone. Its processes must be dead.
 func removeResources(ctx context.Context, st *state) error {
+	// Deleting the namespaces takes their veths with them, asynchronously
+	// but far faster than deleting each veth (100 hosts: 0.3s against 2s).
 	var batch strings.Builder
-	for _, hs := range st.Hosts {
-		if hs.Veth != "" && interfaceExists(hs.Veth) {
-			fmt.Fprintf(&batch, "link del %s\n", hs.Veth)
-		}
-	}
 	if st.Bridge != "" && interfaceExists(st.Bridge) {
 		fmt.Fprintf(&batch, "link del %s\n", st.Bridge)
 	}
@@ -399,6 +396,29 @@ func removeResources(ctx context.Context, st *state) error {
 	}
 	var errs []error
 	if batch.Len() > 0 {
+		if out, err := ipBatch(ctx, batch.String(), true); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s", err, out))
+		}
+	}
+	vethsLeft := func() []string {
+		var left []string
+		for _, hs := range st.Hosts {
+			if hs.Veth != "" && interfaceExists(hs.Veth) {
+				left = append(left, hs.Veth)
+			}
+		}
+		return left
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(vethsLeft()) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if left := vethsLeft(); len(left) > 0 {
+		// Their namespace is still alive (something holds it): cut them.
+		batch.Reset()
+		for _, v := range left {
+			fmt.Fprintf(&batch, "link del %s\n", v)
+		}
 		if out, err := ipBatch(ctx, batch.String(), true); err != nil {
 			errs = append(errs, fmt.Errorf("%w: %s", err, out))
 		}

@@ -114,6 +114,7 @@ type Bed struct {
 
 	st       state
 	lock     *os.File
+	spawner  *spawner
 	procs    map[string]*hostProc
 	mu       sync.Mutex
 	closed   bool
@@ -228,6 +229,10 @@ func (b *Bed) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	err := teardown(ctx, &b.st, b.procs, b.lock)
+	if b.spawner != nil {
+		b.spawner.stop()
+		b.spawner = nil
+	}
 	if b.lock != nil {
 		if cerr := b.lock.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("release subnet lock: %w", cerr))

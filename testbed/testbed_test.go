@@ -567,3 +567,30 @@ func TestCrashCleanup(t *testing.T) {
 		t.Errorf("left behind after CleanStale: %v", left)
 	}
 }
+
+// BenchmarkStart measures Start and Close of plain beds:
+// go test -run '^$' -bench Start ./testbed/
+func BenchmarkStart(b *testing.B) {
+	if reason := testbed.Missing(testbed.Options{}); reason != "" {
+		b.Skip(reason)
+	}
+	for _, n := range []int{3, 100} {
+		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			var closing time.Duration
+			for b.Loop() {
+				bed, err := testbed.Start(b.Context(), testbed.Options{Hosts: n})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				t0 := time.Now()
+				if err := bed.Close(); err != nil {
+					b.Fatal(err)
+				}
+				closing += time.Since(t0)
+				b.StartTimer()
+			}
+			b.ReportMetric(closing.Seconds()/float64(b.N), "close-s/op")
+		})
+	}
+}

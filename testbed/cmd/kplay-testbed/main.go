@@ -7,7 +7,9 @@
 //	kplay-testbed clean
 //
 // up writes DIR/inventory.yaml and DIR/bed.json and prints the inventory's
-// path; down tears the bed in DIR down; clean removes leftovers of crashed
+// path; the hosts keep running after it exits. down tears the bed in DIR
+// down (and succeeds if there is none), leaving DIR's other files (logs,
+// keys, certificates) for inspection. clean removes leftovers of crashed
 // runs. It needs root.
 package main
 
@@ -91,6 +93,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageError{"down: --dir is required"}
 		}
 		b, err := testbed.Load(ctx, *dir)
+		if errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(stderr, "kplay-testbed: down: no bed in %s (already down?)\n", *dir)
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("down: %w", err)
 		}
