@@ -20,6 +20,8 @@ const (
 	factBackupPlanned = "kubeadm.backup.planned"
 	// factRenewed holds the []string of certificate names renew_certs renewed.
 	factRenewed = "kubeadm.renewed"
+	// factRestarted holds the restartedFact of restart_apiserver.
+	factRestarted = "kubeadm.restarted"
 )
 
 // backupParams is the YAML form of a backup step.
@@ -132,11 +134,13 @@ need=$(du -sk "$@" | awk '{ s += $1 } END { print s + 64 }')
 d=$root; while [ ! -d "$d" ]; do d=$(dirname "$d"); done
 avail=$(df -Pk "$d" | awk 'NR == 2 { print $4 }')
 if [ "$plan" = 1 ]; then
-  [ ! -e "$b" ] || { echo "backup dir $b already exists" >&2; exit 3; }
+  [ ! -f "$b/COMPLETE" ] || { echo "backup dir $b already exists" >&2; exit 3; }
   echo "plan $files $need $avail"; exit 0
 fi
 if [ "$avail" -lt "$need" ]; then echo "not enough space for a backup in $root: $avail KiB free, $need KiB needed; nothing was changed" >&2; exit 4; fi
 mkdir -p "$root"
+# A backup dir of this run without COMPLETE is this run's own interrupted attempt.
+if [ -d "$b" ] && [ ! -f "$b/COMPLETE" ]; then rm -rf "$b"; fi
 mkdir "$b" || { echo "backup dir $b already exists" >&2; exit 3; }
 trap 'rm -rf "$b"' EXIT
 mkdir "$b/files"

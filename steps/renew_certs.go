@@ -343,14 +343,24 @@ func (s *RenewCerts) restoreAfter(t *Target, b BackupInfo, cause error) error {
 	return fmt.Errorf("%w; %s was restored from backup %s and verified", cause, s.KubeDir, b.Dir)
 }
 
-// restoreUndo restores kubeDir from backup b.
+// restoreUndo restores kubeDir from backup b and then, if restart_apiserver
+// restarted components in this run, restarts them again so that they serve
+// the restored certificates.
 func restoreUndo(kubeDir string, b BackupInfo) *Undo {
 	return &Undo{
-		Desc:    fmt.Sprintf("restore %s from backup %s", kubeDir, b.Dir),
-		Restore: fmt.Sprintf("on the host run: %s (restores pki, *.conf and manifests byte for byte), then restart the control-plane static pods", b.Restore),
+		Desc: fmt.Sprintf("restore %s from backup %s (and restart the static pods again if restart_apiserver restarted them)", kubeDir, b.Dir),
+		Restore: fmt.Sprintf("on the host run: %s (restores pki, *.conf and manifests byte for byte), then restart the control-plane static pods "+
+			"(move each manifest out of %s/manifests, wait until it stops, move it back)", b.Restore, kubeDir),
 		Fn: func(ctx context.Context, t *Target) error {
-			_, err := runRestore(ctx, t, kubeDir, b.Dir)
-			return err
+			if _, err := runRestore(ctx, t, kubeDir, b.Dir); err != nil {
+				return err
+			}
+			if names, err := restartAgain(ctx, t); err != nil {
+				return fmt.Errorf("%s was restored from %s, but restarting the static pods onto the restored certificates failed: %w", kubeDir, b.Dir, err)
+			} else if names != "" {
+				t.Facts.Set(factRestarted, restartedFact{})
+			}
+			return nil
 		},
 	}
 }

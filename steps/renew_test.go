@@ -63,6 +63,14 @@ func TestBackupKeepsModesAndRestoresByteForByte(t *testing.T) {
 	if got, ok := backupFact(tg, factBackup, DefaultKubernetesDir); !ok || got.Dir != info.Dir {
 		t.Errorf("fact: %+v %v", got, ok)
 	}
+	// An interrupted attempt (no COMPLETE) is replaced; a complete backup is not.
+	partial := newFakeHost(t)
+	must(t, os.MkdirAll(filepath.Join(partial.root, "etc/kubernetes/pki"), 0o755))
+	must(t, os.WriteFile(filepath.Join(partial.root, "etc/kubernetes/pki/ca.crt"), []byte("x"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(partial.root, "var/lib/kplay/backups", tg.RunID, "files"), 0o700))
+	if _, err := newStep(t, "backup", "").Apply(ctx, partial.target()); err != nil {
+		t.Errorf("backup over an interrupted attempt: %v", err)
+	}
 	// A second backup with the same run id refuses to overwrite.
 	if _, err := newStep(t, "backup", "").Apply(ctx, tg); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("second backup: %v", err)

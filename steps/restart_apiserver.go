@@ -51,6 +51,32 @@ const (
 	ServeCheckNone = "none"
 )
 
+// restartedFact records which components restart_apiserver restarted (or
+// tried to) in this run, and how.
+type restartedFact struct {
+	step       RestartAPIServer
+	components []string
+}
+
+// restartAgain restarts, with the same settings, the components
+// restart_apiserver restarted in this run; it does nothing if none were.
+func restartAgain(ctx context.Context, t *Target) (string, error) {
+	v, ok := t.Facts.Get(factRestarted)
+	if !ok {
+		return "", nil
+	}
+	f, ok := v.(restartedFact)
+	if !ok || len(f.components) == 0 {
+		return "", nil
+	}
+	s := f.step
+	s.Components = f.components
+	if _, err := s.Apply(ctx, t); err != nil {
+		return "", err
+	}
+	return strings.Join(f.components, ", "), nil
+}
+
 // componentSpec is a static pod kplay knows how to restart and check.
 type componentSpec struct {
 	name        string
@@ -363,9 +389,13 @@ func (s *RestartAPIServer) Apply(ctx context.Context, t *Target) (Result, error)
 	if s.Method == MethodManifest {
 		r.Undo = s.unparkUndo(t, comps)
 	}
-	var done []string
+	var done, attempted []string
 	for _, c := range comps {
 		start := time.Now()
+		attempted = append(attempted, c.name)
+		// Recorded before the attempt: renew_certs' undo restarts these again
+		// after restoring the old certificates, so what runs matches the disk.
+		t.Facts.Set(factRestarted, restartedFact{step: *s, components: slices.Clone(attempted)})
 		var err error
 		if s.Method == MethodCrictl {
 			err = s.restartCrictl(ctx, t, c)

@@ -149,7 +149,9 @@ func TestRestartAPIServerServesRenewedCert(t *testing.T) {
 	tg := h.target()
 	ctx := testCtx(t)
 	manifest, _ := os.ReadFile(k.manifest)
-	if _, err := newStep(t, "renew_certs", "config: "+filepath.Join(h.root, "cfg/renew.yaml")).Apply(ctx, tg); err != nil {
+	origServed := servedSHA(t, k.addr)
+	renew, err := newStep(t, "renew_certs", "config: "+filepath.Join(h.root, "cfg/renew.yaml")).Apply(ctx, tg)
+	if err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, h)
@@ -186,7 +188,29 @@ func TestRestartAPIServerServesRenewedCert(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(h.root, "etc/kubernetes/kplay-parked", tg.RunID)); len(entries) != 0 {
 		t.Errorf("park dir not empty: %v", entries)
 	}
+	if servedSHA(t, k.addr) == origServed {
+		t.Error("still serving the original certificate after the restart")
+	}
+	// Rolling back renew_certs restores the old certificates and restarts
+	// the apiserver again, so that it serves what is on disk.
+	starts := k.starts.Load()
+	if err := renew.Undo.Fn(ctx, tg); err != nil {
+		t.Fatal(err)
+	}
+	if k.starts.Load() != starts+1 || servedSHA(t, k.addr) != origServed {
+		t.Errorf("after rollback: %d restarts, serving the original: %v", k.starts.Load()-starts, servedSHA(t, k.addr) == origServed)
+	}
 	h.assertNoSecrets(t, nil)
+}
+
+// servedSHA returns the fingerprint of the certificate served on addr.
+func servedSHA(t *testing.T, addr string) string {
+	t.Helper()
+	chain, err := servedChain(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fingerprint(chain[0].Raw)
 }
 
 func TestRestartAPIServerFailures(t *testing.T) {
