@@ -157,7 +157,9 @@ func setupMounts(name string, binds []string) error {
 	}
 	var bs []bind
 	for _, s := range binds {
-		src, dst, _ := strings.Cut(s, ":")
+		// DST is a fixed path without ':'; SRC (under the bed's Dir) may have one.
+		i := strings.LastIndexByte(s, ':')
+		src, dst := s[:i], s[i+1:]
 		fd, err := syscall.Open(src, oPath|syscall.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("open bind source %s: %w", src, err)

@@ -307,7 +307,7 @@ func (k *kubelet) writeStatus() {
 	if k.statusPath == "" {
 		return
 	}
-	var list []podStatus
+	list := []podStatus{}
 	for _, p := range k.pods {
 		s := podStatus{File: p.file, Name: p.name, Running: !p.exited(), Starts: p.starts, Started: p.started}
 		if p.cmd != nil && p.cmd.Process != nil {
