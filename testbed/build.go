@@ -114,10 +114,16 @@ func buildTool(ctx context.Context, mod, pkg string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("tool %s: %w", name, err)
 	}
-	tmp := fmt.Sprintf("%s.tmp%d", out, os.Getpid())
+	f, err := os.CreateTemp(dir, name+".tmp*")
+	if err != nil {
+		return "", fmt.Errorf("tool %s: %w", name, err)
+	}
+	tmp := f.Name()
+	f.Close()
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", tmp, "./"+pkg)
 	cmd.Dir = mod
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	// Static, and deterministic whatever GOFLAGS (e.g. -race) the caller has.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(tmp)
 		return "", fmt.Errorf("build tool %s: %w: %s", name, err, strings.TrimSpace(string(b)))
