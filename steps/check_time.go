@@ -22,9 +22,12 @@ type checkTimeParams struct {
 
 // NTP sync states reported by check_time.
 const (
-	NTPSynced   = "synchronized"
+	// NTPSynced: the NTP tool reports the clock synchronised.
+	NTPSynced = "synchronized"
+	// NTPUnsynced: the NTP tool reports the clock not synchronised.
 	NTPUnsynced = "unsynchronized"
-	NTPUnknown  = "unknown"
+	// NTPUnknown: no NTP tool answered, or its output was not understood.
+	NTPUnknown = "unknown"
 )
 
 // TimeInfo is the Data of check_time.

@@ -446,7 +446,7 @@ tmp="$(dirname "$dst")/.$(basename "$dst").kplay-tmp"
 cp -a "$src" "$tmp"
 mv -f "$tmp" "$dst"
 rm -f "$src"
-rmdir "$(dirname "$src")" 2>/dev/null || true
+rmdir "$(dirname "$src")" 2>/dev/null && rmdir "$(dirname "$(dirname "$src")")" 2>/dev/null || true
 echo moved-back
 `)
 }
