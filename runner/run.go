@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -336,6 +337,10 @@ func (r *run) runStep(ctx context.Context, t *steps.Target, se *StepEntry, st st
 	}
 	sr.Status = StatusFailed
 	sr.Error = err.Error()
+	var re *steps.RestoredError
+	if errors.As(err, &re) {
+		sr.Rollback = "restored by the step: " + re.How
+	}
 	return err
 }
 
@@ -432,6 +437,8 @@ func (r *run) describeState(hr *HostReport) string {
 		switch {
 		case strings.HasPrefix(s.Rollback, "rollback failed"):
 			undoFailed = append(undoFailed, s.Name)
+		case strings.HasPrefix(s.Rollback, "restored by the step"):
+			rolled = append(rolled, s.Name)
 		case s.Status == StatusRolledBack:
 			rolled = append(rolled, s.Name)
 		case s.Changed:
@@ -457,7 +464,7 @@ func (r *run) describeState(hr *HostReport) string {
 	if len(changed) > 0 {
 		parts = append(parts, "changed by "+quoteList(changed))
 	}
-	if failedStep != "" {
+	if failedStep != "" && !slices.Contains(rolled, failedStep) {
 		parts = append(parts, fmt.Sprintf("step %q failed (a failed step's own partial change is undone by the step where it can; check its error)", failedStep))
 	}
 	if len(parts) == 0 {

@@ -340,7 +340,7 @@ func (s *RenewCerts) restoreAfter(t *Target, b BackupInfo, cause error) error {
 	if _, err := runRestore(ctx, t, s.KubeDir, b.Dir); err != nil {
 		return fmt.Errorf("%w; restoring %s from backup %s ALSO FAILED (%v): restore by hand on the host: %s", cause, s.KubeDir, b.Dir, err, b.Restore)
 	}
-	return fmt.Errorf("%w; %s was restored from backup %s and verified", cause, s.KubeDir, b.Dir)
+	return &RestoredError{Err: cause, How: fmt.Sprintf("%s was restored from backup %s and verified", s.KubeDir, b.Dir)}
 }
 
 // restoreUndo restores kubeDir from backup b and then, if restart_apiserver

@@ -140,3 +140,18 @@ func IsSkip(err error) (string, bool) {
 	}
 	return "", false
 }
+
+// RestoredError is a failed step that undid its own partial change before
+// returning: the host is as it was before the step.
+type RestoredError struct {
+	// Err is the failure.
+	Err error
+	// How says how the step restored the host.
+	How string
+}
+
+// Error says what failed and that the host was restored.
+func (e *RestoredError) Error() string { return e.Err.Error() + "; " + e.How }
+
+// Unwrap returns the failure.
+func (e *RestoredError) Unwrap() error { return e.Err }
