@@ -352,6 +352,10 @@ func (c *Client) RunInput(ctx context.Context, cmd string, stdin []byte) ([]byte
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if strings.IndexByte(cmd, 0) >= 0 {
+		// sshd and sh would cut the command at the NUL and run the rest.
+		return nil, ErrNUL
+	}
 	tag := c.prefix + "." + strconv.FormatUint(c.seq.Add(1), 10)
 	sess, err := c.client.NewSession()
 	if err != nil {
@@ -383,7 +387,7 @@ func (c *Client) RunInput(ctx context.Context, cmd string, stdin []byte) ([]byte
 		c.kill(tag)
 		_ = sess.Close()
 		<-waited
-		return stdout.Bytes(), fmt.Errorf("command cancelled (%w); its processes on the host were killed", context.Cause(ctx))
+		return withoutSecret(stdout.Bytes()), fmt.Errorf("command cancelled (%w); its processes on the host were killed", context.Cause(ctx))
 	}
 	if err == nil {
 		if err := checkSecret(stdout.Bytes()); err != nil {
@@ -393,7 +397,7 @@ func (c *Client) RunInput(ctx context.Context, cmd string, stdin []byte) ([]byte
 	}
 	var ee *ssh.ExitError
 	if errors.As(err, &ee) {
-		x := &ExitError{Status: ee.ExitStatus(), Signal: ee.Signal(), Stderr: Tail(stderr.String(), 5)}
+		x := &ExitError{Status: ee.ExitStatus(), Signal: ee.Signal(), Stderr: redactStderr(stderr.String(), Tail(stderr.String(), 5))}
 		if x.Signal != "" {
 			x.Status = -1
 		}
@@ -403,9 +407,9 @@ func (c *Client) RunInput(ctx context.Context, cmd string, stdin []byte) ([]byte
 		if c.cfg.Become && strings.Contains(stderr.String(), "incorrect password attempt") {
 			return nil, fmt.Errorf("become: sudo refused the password: %w", x)
 		}
-		return stdout.Bytes(), x
+		return withoutSecret(stdout.Bytes()), x
 	}
-	return stdout.Bytes(), c.connErr("running command", err)
+	return withoutSecret(stdout.Bytes()), c.connErr("running command", err)
 }
 
 // connErr explains a transport failure, preferring the keepalive's verdict.
@@ -426,11 +430,22 @@ func (c *Client) wrap(tag, cmd string) string {
 	return c.sudo + "env KPLAY_CMD=" + tag + " sh -c " + Quote(cmd)
 }
 
+// killScript kills every process whose environment carries tag, including
+// children that left the command's session or process group (setsid,
+// nohup, double forks): they inherit the environment. Each pass first
+// stops what it finds, so nothing can fork a new child between the scan and
+// the kill, and passes repeat until one finds nothing.
+func killScript(tag string) string {
+	return `t=` + Quote("KPLAY_CMD="+tag) + `; n=0; while [ $n -lt 20 ]; do n=$((n+1)); found=; ` +
+		`for f in /proc/[0-9]*/environ; do if grep -qzx -- "$t" "$f" 2>/dev/null; then p=${f#/proc/}; p=${p%/environ}; ` +
+		`kill -STOP "$p" 2>/dev/null && found="$found $p"; fi; done; ` +
+		`[ -n "$found" ] || break; kill -KILL $found 2>/dev/null; done; true`
+}
+
 // kill kills every process on the host whose environment carries tag. It
 // uses its own short timeout: the caller's context is already done.
 func (c *Client) kill(tag string) {
-	script := `for f in /proc/[0-9]*/environ; do ` +
-		`if grep -qzx ` + Quote("KPLAY_CMD="+tag) + ` "$f" 2>/dev/null; then p=${f#/proc/}; kill -9 "${p%/environ}" 2>/dev/null; fi; done; true`
+	script := killScript(tag)
 	sess, err := c.client.NewSession()
 	if err != nil {
 		return
@@ -456,6 +471,25 @@ func checkSecret(b []byte) error {
 		return fmt.Errorf("%w: the output held a PEM private key and was discarded", ErrSecretPath)
 	}
 	return nil
+}
+
+// withoutSecret returns b, or nil when b holds a PEM private key.
+func withoutSecret(b []byte) []byte {
+	if checkSecret(b) != nil {
+		return nil
+	}
+	return b
+}
+
+// redactStderr returns tail, the part of stderr shown in errors, or a
+// notice when any of the kept stderr holds a PEM private key (a key's
+// body lines are followed by its END line, so a tail with body lines
+// shows the marker too).
+func redactStderr(kept, tail string) string {
+	if strings.Contains(kept, secretMarker) || strings.Contains(tail, secretMarker) {
+		return "(stderr withheld: it held a PEM private key)"
+	}
+	return tail
 }
 
 // IsSecretPath reports whether p names a private key file, which kplay never reads.

@@ -42,6 +42,10 @@ func ExitStatus(err error) (int, bool) {
 // ErrSecretPath is returned when a caller asks to read a private key off a host.
 var ErrSecretPath = errors.New("refusing to read a private key off the host")
 
+// ErrNUL is returned for a command that holds a NUL byte, which no remote
+// shell command line can carry.
+var ErrNUL = errors.New("refusing to run a command that contains a NUL byte")
+
 // Tail returns the last n lines of s, trimmed.
 func Tail(s string, n int) string {
 	s = strings.TrimRight(s, "\n")

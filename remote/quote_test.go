@@ -100,3 +100,27 @@ func TestTailBuffer(t *testing.T) {
 		t.Errorf("limited = %q", l.Bytes())
 	}
 }
+
+func TestRedactStderr(t *testing.T) {
+	key := "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIK\n-----END EC PRIVATE KEY-----\n"
+	for _, tt := range []struct{ kept, tail, want string }{
+		{"oops\n", "oops", "oops"},
+		{key, Tail(key, 5), "(stderr withheld: it held a PEM private key)"},
+		{key + "a\nb\nc\nd\ne\n", "a\nb\nc\nd\ne", "(stderr withheld: it held a PEM private key)"},
+	} {
+		if got := redactStderr(tt.kept, tt.tail); got != tt.want {
+			t.Errorf("redactStderr(%q) = %q, want %q", tt.tail, got, tt.want)
+		}
+	}
+	if withoutSecret([]byte(key)) != nil || string(withoutSecret([]byte("x"))) != "x" {
+		t.Error("withoutSecret")
+	}
+}
+
+// TestKillScriptParses checks the killer script with a real sh: it must
+// parse and finish when nothing carries the tag.
+func TestKillScriptParses(t *testing.T) {
+	if out, err := exec.Command("/bin/sh", "-c", killScript("nothing.1")).CombinedOutput(); err != nil {
+		t.Fatalf("kill script: %v %s", err, out)
+	}
+}
