@@ -443,3 +443,28 @@ func TestBadInputContactsNoHost(t *testing.T) {
 		t.Error("bad input made kplay connect to a host")
 	}
 }
+
+func TestAuthenticationRefused(t *testing.T) {
+	b := testbed.Require(t, testbed.Options{Hosts: 1})
+	key := t.TempDir() + "/id_ed25519"
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	src := fmt.Sprintf("defaults:\n  key: %s\n  known_hosts: %s\n  connect_timeout: 3s\nhosts:\n  cp1: {address: %s}\n", key, b.KnownHostsPath, b.Hosts[0].Address)
+	pb := writeFile(t, "pb.yaml", "hosts: all\nsteps:\n  - shell: touch /tmp/ran\n")
+	start := time.Now()
+	r := run(t, nil, "run", pb, "-i", writeFile(t, "inv.yaml", src), "--output", "json")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1", r.code)
+	}
+	h := decodeReport(t, r.stdout).host(t, "cp1")
+	if h.Status != "unreachable" || !strings.Contains(h.Error, "authentication refused") || !strings.Contains(h.Error, "root@") {
+		t.Errorf("cp1 = %s %q; want unreachable with a clear authentication error", h.Status, h.Error)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("authentication failure took %s", took)
+	}
+	if _, err := os.Stat(b.Hosts[0].Path("/tmp/ran")); err == nil {
+		t.Error("a command ran without authentication")
+	}
+}
