@@ -49,6 +49,10 @@ type Options struct {
 	OnRollback func(h *HostReport, s *StepReport)
 	// RollbackCtx bounds all rollbacks (a second interrupt cancels it); nil means none.
 	RollbackCtx context.Context
+	// Lock, if set, takes the per-host run lock on every host before any
+	// change and releases it at the end, after any rollback. Ignored in a
+	// dry run, which changes nothing.
+	Lock *LockOptions
 }
 
 // undoEntry is one applied change that can be reverted.
@@ -72,6 +76,9 @@ type run struct {
 	hosts map[string]*HostReport
 	conns map[string]Conn
 	tgts  map[string]*steps.Target
+	// dialErrs and locks are filled by lockHosts before the first batch.
+	dialErrs map[string]error
+	locks    map[string]*hostLock
 
 	mu   sync.Mutex
 	once map[int]string // step index -> host that claimed a run_once step
@@ -111,6 +118,9 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Report, error) {
 		conns: map[string]Conn{},
 		tgts:  map[string]*steps.Target{},
 		once:  map[int]string{},
+
+		dialErrs: map[string]error{},
+		locks:    map[string]*hostLock{},
 		rep: &Report{
 			Playbook: plan.Playbook.Name,
 			File:     plan.Playbook.File,
@@ -133,7 +143,11 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Report, error) {
 
 	failed := 0
 	var done [][]*HostSpec
-	for bi, batch := range plan.Batches {
+	batches := plan.Batches
+	if opts.Lock != nil && !opts.DryRun && !r.lockHosts(ctx, forks) {
+		batches = nil
+	}
+	for bi, batch := range batches {
 		if ctx.Err() != nil {
 			r.rep.Interrupted = true
 			r.rep.Stopped = fmt.Sprintf("interrupted before batch %d", bi+1)
@@ -163,6 +177,7 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Report, error) {
 		r.rep.Interrupted = true
 	}
 	r.finalRollback(done, failed)
+	r.releaseLocks()
 	r.rep.Duration = time.Since(r.rep.Started)
 	r.rep.DurationSec = r.rep.Duration.Seconds()
 	for _, hr := range r.rep.Hosts {
@@ -189,7 +204,12 @@ func (r *run) hostErr(err error) {
 // fails (unless rollback is none).
 func (r *run) runHost(ctx context.Context, h *HostSpec) {
 	hr := r.hosts[h.Name]
-	conn, err := r.opts.Dial(ctx, h)
+	r.mu.Lock()
+	conn, err := r.conns[h.Name], r.dialErrs[h.Name]
+	r.mu.Unlock()
+	if conn == nil && err == nil {
+		conn, err = r.opts.Dial(ctx, h)
+	}
 	if err != nil {
 		hr.Status = StatusUnreachable
 		hr.err = fmt.Errorf("%s: %w", h.Name, err)
@@ -302,6 +322,8 @@ func (r *run) runStep(ctx context.Context, t *steps.Target, se *StepEntry, st st
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
+				sr.Status = StatusFailed
+				sr.Error = fmt.Sprintf("interrupted while waiting to retry; attempt %d: %v", attempt, err)
 				return err
 			case <-time.After(se.Delay):
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kplay/kplay/internal/yamlx"
+	"github.com/kplay/kplay/runner"
 )
 
 // commonFlags are the flags of run, validate and check.
@@ -21,6 +22,7 @@ type commonFlags struct {
 	output      string
 	timeout     durationFlag
 	acceptNew   bool
+	breakLock   bool
 	within      durationFlag
 	playbookArg []string
 }
@@ -72,7 +74,9 @@ func parseFlags(name string, args []string, stderr io.Writer, withPlaybook, with
 	fs.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust and record the key of a host not in known_hosts (never a changed key)")
 	fs.Var(f.vars, "var", "set a variable, `key=value` (repeatable; wins over all others)")
 	if withPlaybook {
-		fs.BoolVar(&f.dryRun, "dry-run", false, "change nothing: show per host what each step would do")
+		fs.BoolVar(&f.dryRun, "dry-run", false, "change nothing: show per host what each step would do (takes no run lock)")
+		fs.BoolVar(&f.breakLock, "break-lock", false, "clear a stale run lock ("+runner.DefaultLockDir+") left on a host by a run that is gone: "+
+			"its process on this controller has exited, or its heartbeat stopped 90s ago; a live lock is never cleared")
 	}
 	if withCheck {
 		f.within.d = 30 * 24 * time.Hour

@@ -62,6 +62,9 @@ func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags
 		Dial:           runner.SSHDialer(f.acceptNew, os.Getenv("KPLAY_BECOME_PASSWORD")),
 		RollbackCtx:    rollbackCtx,
 	}
+	if !f.dryRun {
+		opts.Lock = &runner.LockOptions{Break: f.breakLock}
+	}
 	var lw *runner.LineWriter
 	if f.output == "text" {
 		var progress io.Writer

@@ -1,0 +1,618 @@
+package integration
+
+// Fault injection on real test hosts (issue 4): every test here breaks
+// something for real (a dead address, a silent TCP peer, a killed or frozen
+// sshd, a hanging command, an interrupt, a second run, a full disk, a
+// failing later batch) and asserts what must hold afterwards.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kplay/kplay/testbed"
+)
+
+// bgRun is a kplay process running in the background.
+type bgRun struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	errb *syncBuffer
+	done chan struct{}
+	res  result
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a concurrent reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startKplay starts kplay in the background; wait collects it.
+func startKplay(t *testing.T, env []string, args ...string) *bgRun {
+	t.Helper()
+	cmd := exec.Command(kplay.path, args...)
+	cmd.Env = append(os.Environ(), env...)
+	b := &bgRun{cmd: cmd, out: &syncBuffer{}, errb: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = b.out, b.errb
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		b.res = result{stdout: b.out.String(), stderr: b.errb.String(), code: cmd.ProcessState.ExitCode(), took: time.Since(start)}
+		close(b.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-b.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-b.done
+		}
+	})
+	return b
+}
+
+// wait waits at most d for kplay to exit.
+func (b *bgRun) wait(t *testing.T, d time.Duration) result {
+	t.Helper()
+	select {
+	case <-b.done:
+	case <-time.After(d):
+		_ = b.cmd.Process.Kill()
+		<-b.done
+		t.Fatalf("kplay did not exit within %s\nstdout:\n%s\nstderr:\n%s", d, b.out.String(), b.errb.String())
+	}
+	t.Logf("background kplay %s -> exit %d in %s\nstdout:\n%s\nstderr:\n%s", strings.Join(b.cmd.Args[1:], " "),
+		b.res.code, b.res.took.Round(time.Millisecond), b.res.stdout, b.res.stderr)
+	return b.res
+}
+
+// waitFor polls cond every 50ms until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// noProcsLeft asserts that no process whose command line holds substr runs
+// on any host.
+func noProcsLeft(t *testing.T, hosts []*testbed.Host, substr string) {
+	t.Helper()
+	for _, h := range hosts {
+		if p := hostProcs(t, h, substr); len(p) > 0 {
+			t.Errorf("%s: processes of the run left behind: %v", h.Name, p)
+		}
+	}
+}
+
+// TestFaultUnreachableAndTarpit: a dead address and a peer that accepts TCP
+// but never sends an SSH banner each fail within connect_timeout + 2s, and
+// the other hosts finish normally.
+func TestFaultUnreachableAndTarpit(t *testing.T) {
+	b := testbed.Require(t, testbed.Options{Hosts: 2})
+	// The tarpit listens on the controller's address on the bed's bridge,
+	// accepts every connection and never writes a byte.
+	ln, err := net.Listen("tcp", net.JoinHostPort(b.Gateway, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	port := ln.Addr().(*net.TCPAddr).Port
+	const ct = 3 * time.Second
+	extra := fmt.Sprintf("  ghost: {address: %s}\n  tarpit: {address: %s, port: %d}\n", b.UnusedAddress(), b.Gateway, port)
+	inv := inventory(t, b, "", extra) // connect_timeout: 3s for every host
+	pb := writeFile(t, "pb.yaml", "hosts: all\nsteps:\n  - shell: {cmd: touch /tmp/ran, undo: rm -f /tmp/ran}\n")
+	r := run(t, nil, "run", pb, "-i", inv, "--output", "json")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1", r.code)
+	}
+	if r.took > ct+2*time.Second {
+		t.Errorf("run took %s; the unreachable and tarpit hosts must fail within connect_timeout %s + 2s", r.took, ct)
+	}
+	rep := decodeReport(t, r.stdout)
+	g := rep.host(t, "ghost")
+	if g.Status != "unreachable" || !strings.Contains(g.Error, "connect") {
+		t.Errorf("ghost = %s %q", g.Status, g.Error)
+	}
+	tp := rep.host(t, "tarpit")
+	if tp.Status != "unreachable" || !strings.Contains(tp.Error, "no SSH handshake within connect_timeout 3s") {
+		t.Errorf("tarpit = %s %q; want a bounded handshake", tp.Status, tp.Error)
+	}
+	mu.Lock()
+	n := len(held)
+	mu.Unlock()
+	if n == 0 {
+		t.Error("the tarpit saw no connection: the test did not test the handshake bound")
+	}
+	for _, h := range b.Hosts {
+		if s := rep.host(t, h.Name).Status; s != "changed" || !exists(h.Path("/tmp/ran")) {
+			t.Errorf("%s = %s; the reachable hosts must finish normally", h.Name, s)
+		}
+	}
+}
+
+// TestFaultHangingStepKilled: a step that outlives its timeout is killed on
+// the host with everything it started, including children that left its
+// process group or session (background, nohup, setsid, double fork).
+func TestFaultHangingStepKilled(t *testing.T) {
+	b := testbed.Require(t, testbed.Options{Hosts: 2})
+	inv := inventory(t, b, "", "")
+	pb := writeFile(t, "pb.yaml", `
+hosts: all
+steps:
+  - name: change
+    shell: {cmd: touch /tmp/changed, undo: rm -f /tmp/changed}
+  - name: hang
+    timeout: 2s
+    shell: |
+      sleep 1001 &
+      nohup sleep 1002 >/dev/null 2>&1 &
+      setsid sleep 1003 &
+      (sleep 1004 &)
+      setsid sh -c 'trap "" HUP TERM; sleep 1005' &
+      sleep 1006
+`)
+	r := run(t, nil, "run", pb, "-i", inv, "--output", "json")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1", r.code)
+	}
+	if r.took > 2*time.Second+5*time.Second {
+		t.Errorf("run took %s with a 2s step timeout", r.took)
+	}
+	rep := decodeReport(t, r.stdout)
+	for _, h := range b.Hosts {
+		hj := rep.host(t, h.Name)
+		if hj.Status != "failed" || !strings.Contains(hj.Error, "timed out after 2s") || !strings.Contains(hj.Error, "killed") {
+			t.Errorf("%s = %s %q; want a timeout that says the processes were killed", h.Name, hj.Status, hj.Error)
+		}
+		if exists(h.Path("/tmp/changed")) {
+			t.Errorf("%s: the change before the hanging step was not rolled back", h.Name)
+		}
+	}
+	noProcsLeft(t, b.Hosts, "sleep 100")
+}
+
+// TestFaultInterrupt: SIGINT at a step boundary (no command running: the
+// runner waits between attempts of a retried step) and in the middle of a
+// step whose command spawned setsid/nohup children. Exit 130, every changed
+// host rolled back, no later step started, no process of the run left on
+// any host 5 s later.
+func TestFaultInterrupt(t *testing.T) {
+	b := testbed.Require(t, testbed.Options{Hosts: 2})
+	inv := inventory(t, b, "", "")
+	cases := []struct {
+		name, step string
+		// ready says the run is where the interrupt must land.
+		ready func(h *testbed.Host) bool
+	}{
+		{"step boundary", `
+  - name: wait for go
+    retries: 100
+    delay: 30s
+    shell: touch /tmp/attempted; test -e /tmp/go
+`, func(h *testbed.Host) bool {
+			// The attempt has failed and its process is gone: kplay is
+			// between attempts, nothing of the run runs on the host.
+			return exists(h.Path("/tmp/attempted")) && len(hostProcs(t, h, "/tmp/go")) == 0
+		}},
+		{"mid-step", `
+  - name: hang
+    shell: |
+      nohup sleep 2001 >/dev/null 2>&1 &
+      setsid sleep 2002 &
+      touch /tmp/attempted
+      sleep 2003
+`, func(h *testbed.Host) bool {
+			return exists(h.Path("/tmp/attempted")) && len(hostProcs(t, h, "sleep 2003")) > 0
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, h := range b.Hosts {
+				_ = os.Remove(h.Path("/tmp/attempted"))
+			}
+			pb := writeFile(t, "pb.yaml", `
+hosts: all
+steps:
+  - name: change
+    shell: {cmd: touch /tmp/changed, undo: rm -f /tmp/changed}`+c.step+`
+  - name: after
+    shell: touch /tmp/after
+`)
+			bg := startKplay(t, nil, "run", pb, "-i", inv, "--output", "json")
+			waitFor(t, 30*time.Second, "the interrupt point on every host", func() bool {
+				for _, h := range b.Hosts {
+					if !c.ready(h) {
+						return false
+					}
+				}
+				return true
+			})
+			time.Sleep(200 * time.Millisecond)
+			_ = bg.cmd.Process.Signal(syscall.SIGINT)
+			r := bg.wait(t, 30*time.Second)
+			if r.code != 130 {
+				t.Errorf("exit %d, want 130", r.code)
+			}
+			rep := decodeReport(t, r.stdout)
+			if !rep.Interrupted {
+				t.Error("report does not say interrupted")
+			}
+			for _, h := range b.Hosts {
+				if exists(h.Path("/tmp/changed")) {
+					t.Errorf("%s: change not rolled back", h.Name)
+				}
+				if exists(h.Path("/tmp/after")) {
+					t.Errorf("%s: a step started after the interrupt", h.Name)
+				}
+				if s := rep.host(t, h.Name).Steps[0].Status; s != "rolled back" {
+					t.Errorf("%s: first step %q, want rolled back", h.Name, s)
+				}
+				if exists(h.Path("/var/lib/kplay/lock")) {
+					t.Errorf("%s: run lock not released after the interrupt", h.Name)
+				}
+			}
+			time.Sleep(5 * time.Second)
+			noProcsLeft(t, b.Hosts, "sleep 200")
+			noProcsLeft(t, b.Hosts, "/tmp/go")
+		})
+	}
+}
+
+// TestFaultTwoRunsAtOnce: a second run refuses hosts a first one is
+// changing, naming the holder, and changes nothing anywhere; the lock is
+// released at the end; a stale lock (holder gone) is cleared only with
+// --break-lock, and a live one never.
+func TestFaultTwoRunsAtOnce(t *testing.T) {
+	b := testbed.Require(t, testbed.Options{Hosts: 2})
+	inv := inventory(t, b, "", "")
+	cp1, cp2 := b.Hosts[0], b.Hosts[1]
+	first := writeFile(t, "first.yaml", `
+name: first
+hosts: all
+steps:
+  - name: change
+    shell: {cmd: touch /tmp/first, undo: rm -f /tmp/first}
+  - name: hang
+    shell: touch /tmp/hanging; sleep 3001
+`)
+	second := writeFile(t, "second.yaml", `
+name: second
+hosts: all
+steps:
+  - shell: {cmd: touch /tmp/second, undo: rm -f /tmp/second}
+`)
+	lockHolder := func(h *testbed.Host) string {
+		b, _ := os.ReadFile(h.Path("/var/lib/kplay/lock/holder"))
+		return string(b)
+	}
+	startFirst := func(t *testing.T) *bgRun {
+		for _, h := range b.Hosts {
+			_ = os.Remove(h.Path("/tmp/hanging"))
+		}
+		bg := startKplay(t, nil, "run", first, "-i", inv)
+		waitFor(t, 30*time.Second, "the first run to hang on every host", func() bool {
+			return exists(cp1.Path("/tmp/hanging")) && exists(cp2.Path("/tmp/hanging"))
+		})
+		return bg
+	}
+
+	t.Run("second run refused", func(t *testing.T) {
+		bg := startFirst(t)
+		holder := lockHolder(cp2)
+		pid := strconv.Itoa(bg.cmd.Process.Pid)
+		if !strings.Contains(holder, "pid="+pid+"\n") || !strings.Contains(holder, "playbook=first\n") || !strings.Contains(holder, "run_id=") {
+			t.Errorf("lock holder file %q does not name the first run (pid %s)", holder, pid)
+		}
+		st, err := os.Stat(cp1.Path("/var/lib/kplay/lock"))
+		if err != nil || st.Mode().Perm() != 0o700 {
+			t.Errorf("lock dir: %v, mode %v; want 0700", err, st.Mode().Perm())
+		}
+		r := run(t, nil, "run", second, "-i", inv, "--output", "json")
+		if r.code != 1 {
+			t.Errorf("second run: exit %d, want 1", r.code)
+		}
+		rep := decodeReport(t, r.stdout)
+		runID := strings.TrimPrefix(strings.SplitN(holder, "\n", 2)[0], "run_id=")
+		for _, h := range b.Hosts {
+			hj := rep.host(t, h.Name)
+			if hj.Status != "failed" || !strings.Contains(hj.Error, "locked by another kplay run: run "+runID) ||
+				!strings.Contains(hj.Error, "pid "+pid) || !strings.Contains(hj.Error, `playbook "first"`) {
+				t.Errorf("%s = %s %q; want a refusal naming run %s pid %s", h.Name, hj.Status, hj.Error, runID, pid)
+			}
+			if exists(h.Path("/tmp/second")) {
+				t.Errorf("%s: the refused run changed the host", h.Name)
+			}
+		}
+		if !strings.Contains(rep.Stopped, "no host was changed") {
+			t.Errorf("stopped = %q", rep.Stopped)
+		}
+		// --break-lock never clears a live lock.
+		if r := run(t, nil, "run", second, "-i", inv, "--break-lock"); r.code != 1 || !strings.Contains(r.stdout, "holder looks alive") {
+			t.Errorf("--break-lock on a live lock: exit %d; want 1 and a refusal", r.code)
+		}
+		if lockHolder(cp1) != holder || exists(cp1.Path("/tmp/second")) {
+			t.Error("--break-lock cleared a live lock")
+		}
+		// A dry run changes nothing and takes no lock, so it runs.
+		if r := run(t, nil, "run", second, "-i", inv, "--dry-run"); r.code != 0 {
+			t.Errorf("dry run during another run: exit %d, want 0", r.code)
+		}
+		_ = bg.cmd.Process.Signal(syscall.SIGINT)
+		if r := bg.wait(t, 30*time.Second); r.code != 130 {
+			t.Errorf("first run: exit %d, want 130", r.code)
+		}
+		for _, h := range b.Hosts {
+			if exists(h.Path("/var/lib/kplay/lock")) {
+				t.Errorf("%s: the first run did not release its lock", h.Name)
+			}
+		}
+		if r := run(t, nil, "run", second, "-i", inv); r.code != 0 {
+			t.Errorf("second run after the first ended: exit %d", r.code)
+		}
+	})
+
+	t.Run("stale lock", func(t *testing.T) {
+		for _, h := range b.Hosts {
+			_ = os.Remove(h.Path("/tmp/second"))
+		}
+		bg := startFirst(t)
+		pid := bg.cmd.Process.Pid
+		_ = bg.cmd.Process.Kill() // SIGKILL: no rollback, no release
+		<-bg.done
+		for _, h := range b.Hosts {
+			if _, err := h.Exec(t.Context(), "pkill", "-f", "sleep 3001"); err != nil {
+				t.Logf("%s: pkill: %v", h.Name, err)
+			}
+		}
+		r := run(t, nil, "run", second, "-i", inv)
+		if r.code != 1 || !strings.Contains(r.stdout, fmt.Sprintf("its process %d on this controller is gone", pid)) || !strings.Contains(r.stdout, "--break-lock") {
+			t.Errorf("exit %d; want 1, the lock called stale and --break-lock suggested", r.code)
+		}
+		if exists(cp1.Path("/tmp/second")) {
+			t.Error("a run changed a locked host")
+		}
+		if r := run(t, nil, "run", second, "-i", inv, "--break-lock"); r.code != 0 {
+			t.Errorf("--break-lock on a stale lock: exit %d, want 0", r.code)
+		}
+		for _, h := range b.Hosts {
+			if !exists(h.Path("/tmp/second")) || exists(h.Path("/var/lib/kplay/lock")) {
+				t.Errorf("%s: after --break-lock the run must have run and released its own lock", h.Name)
+			}
+			_ = os.Remove(h.Path("/tmp/second"))
+			_ = os.Remove(h.Path("/tmp/first"))
+		}
+	})
+
+	t.Run("lock from another controller", func(t *testing.T) {
+		dir := cp1.Path("/var/lib/kplay/lock")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		holder := "run_id=20260101T000000Z-abcdef\nplaybook=elsewhere\ncontroller=other-controller\nmachine_id=0123\npid=4242\npid_start=1\nuser=ops\nstarted=2026-01-01T00:00:00Z\n"
+		if err := os.WriteFile(dir+"/holder", []byte(holder), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// A fresh heartbeat: the holder may be alive, so it is never cleared.
+		r := run(t, nil, "run", second, "-i", inv, "--break-lock")
+		if r.code != 1 || !strings.Contains(r.stdout, "controller other-controller pid 4242 user ops") || !strings.Contains(r.stdout, "holder looks alive") {
+			t.Errorf("exit %d; want 1 naming the other controller's run", r.code)
+		}
+		if exists(cp2.Path("/tmp/second")) || lockHolder(cp1) != holder {
+			t.Error("a host was changed or the live lock was cleared")
+		}
+		// No heartbeat for 5 minutes: stale, cleared with --break-lock.
+		old := time.Now().Add(-5 * time.Minute)
+		if err := os.Chtimes(dir+"/holder", old, old); err != nil {
+			t.Fatal(err)
+		}
+		if r := run(t, nil, "run", second, "-i", inv); r.code != 1 || !strings.Contains(r.stdout, "no heartbeat for 5m") {
+			t.Errorf("exit %d; want 1 calling the lock stale", r.code)
+		}
+		if r := run(t, nil, "run", second, "-i", inv, "--break-lock"); r.code != 0 {
+			t.Errorf("--break-lock on a stale lock: exit %d", r.code)
+		}
+		if exists(dir) {
+			t.Error("lock left after the run")
+		}
+	})
+}
+
+// TestFaultLaterBatchRollsBackAll: serial 1, rollback all, the third batch
+// fails: the second and then the first batch are undone (later batches
+// first, each host's steps in reverse), as the hosts' own clocks record.
+func TestFaultLaterBatchRollsBackAll(t *testing.T) {
+	b := testbed.Require(t, testbed.Options{Hosts: 3})
+	inv := inventory(t, b, "", "")
+	pb := writeFile(t, "pb.yaml", `
+hosts: control_plane
+serial: 1
+rollback: all
+max_fail: 0
+steps:
+  - name: one
+    shell: {cmd: touch /root/one, undo: "rm /root/one && echo one $(date +%s%N) >> /root/undone"}
+  - name: two
+    shell: {cmd: touch /root/two, undo: "rm /root/two && echo two $(date +%s%N) >> /root/undone"}
+  - name: fail on cp3
+    shell: test "$(hostname)" != cp3
+`)
+	r := run(t, nil, "run", pb, "-i", inv, "--output", "json")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1", r.code)
+	}
+	type undo struct {
+		step string
+		at   int64
+	}
+	undos := map[string][]undo{}
+	for _, h := range b.Hosts {
+		for _, f := range []string{"/root/one", "/root/two"} {
+			if exists(h.Path(f)) {
+				t.Errorf("%s: %s not undone", h.Name, f)
+			}
+		}
+		data, err := os.ReadFile(h.Path("/root/undone"))
+		if err != nil {
+			t.Fatalf("%s: no undo ran: %v", h.Name, err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			f := strings.Fields(l)
+			at, _ := strconv.ParseInt(f[1], 10, 64)
+			undos[h.Name] = append(undos[h.Name], undo{f[0], at})
+		}
+		if u := undos[h.Name]; len(u) != 2 || u[0].step != "two" || u[1].step != "one" {
+			t.Errorf("%s: undos %v, want two then one", h.Name, u)
+		}
+	}
+	if !(undos["cp3"][1].at < undos["cp2"][0].at && undos["cp2"][1].at < undos["cp1"][0].at) {
+		t.Errorf("batches not undone in reverse order (cp3, cp2, cp1): %v", undos)
+	}
+	rep := decodeReport(t, r.stdout)
+	for _, n := range []string{"cp1", "cp2"} {
+		if s := rep.host(t, n).Status; s != "rolled back" {
+			t.Errorf("%s status %q, want rolled back", n, s)
+		}
+	}
+}
+
+// TestFaultSSHDDies: sshd killed (connection reset) or frozen (silent peer,
+// found only by keepalives) on one host in the middle of a step. That host
+// fails well within its step timeout, the others finish, and the report
+// says what state the host is in and how to restore it by hand.
+func TestFaultSSHDDies(t *testing.T) {
+	b := testbed.Require(t, testbed.Options{Hosts: 3})
+	inv := inventory(t, b, "", "")
+	cp2 := b.Hosts[1]
+	pb := writeFile(t, "pb.yaml", `
+hosts: all
+steps:
+  - name: change
+    shell: {cmd: touch /tmp/changed, undo: rm -f /tmp/changed}
+  - name: slow on cp2
+    timeout: 90s
+    shell: if [ "$(hostname)" = cp2 ]; then touch /tmp/slow; sleep 60; fi
+`)
+	cases := []struct {
+		name  string
+		fault func(ctx context.Context) error
+		heal  func(ctx context.Context) error
+		// within bounds the failure: a killed sshd resets the connection at
+		// once; a frozen one is found by 3 missed keepalives (5s apart).
+		within time.Duration
+		want   string
+	}{
+		{"killed", cp2.KillSSHD, cp2.StartSSHD, 10 * time.Second, "connection lost"},
+		{"frozen", func(ctx context.Context) error {
+			_, err := cp2.Exec(ctx, "pkill", "-STOP", "-x", "sshd")
+			return err
+		}, func(ctx context.Context) error {
+			_, err := cp2.Exec(ctx, "pkill", "-CONT", "-x", "sshd")
+			return err
+		}, 30 * time.Second, "no answer to 3 keepalives"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, h := range b.Hosts {
+				_ = os.Remove(h.Path("/tmp/slow"))
+			}
+			bg := startKplay(t, nil, "run", pb, "-i", inv, "--output", "json")
+			waitFor(t, 30*time.Second, "the slow step on cp2", func() bool { return exists(cp2.Path("/tmp/slow")) })
+			faultAt := time.Now()
+			if err := c.fault(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			r := bg.wait(t, 90*time.Second)
+			took := time.Since(faultAt)
+			if err := c.heal(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if r.code != 1 {
+				t.Errorf("exit %d, want 1", r.code)
+			}
+			if took > c.within {
+				t.Errorf("cp2 failed %s after the fault; want within %s (step timeout 90s)", took.Round(time.Millisecond), c.within)
+			}
+			rep := decodeReport(t, r.stdout)
+			h := rep.host(t, "cp2")
+			if h.Status != "failed" || !strings.Contains(h.Error, c.want) {
+				t.Errorf("cp2 = %s %q; want failed with %q", h.Status, h.Error, c.want)
+			}
+			// The undo could not run over a dead connection: the report
+			// must say the change is still there and how to undo it.
+			if !strings.Contains(h.State, "NEEDS ATTENTION") || len(h.Restore) == 0 || !strings.Contains(strings.Join(h.Restore, " "), "rm -f /tmp/changed") {
+				t.Errorf("cp2 state %q restore %q; want the unreverted change and its restore command", h.State, h.Restore)
+			}
+			if !strings.Contains(h.State, "run lock /var/lib/kplay/lock on the host is still held") {
+				t.Errorf("cp2 state %q does not say the run lock is left behind", h.State)
+			}
+			for _, o := range []string{"cp1", "cp3"} {
+				if s := rep.host(t, o).Status; s != "changed" {
+					t.Errorf("%s = %s; the other hosts must be unaffected", o, s)
+				}
+			}
+			// Clean up for the next case: the stale lock of a dead run is
+			// cleared with --break-lock.
+			_, _ = cp2.Exec(t.Context(), "pkill", "-f", "sleep 60")
+			clean := writeFile(t, "clean.yaml", "hosts: all\nsteps:\n  - shell: rm -f /tmp/changed\n")
+			if r := run(t, nil, "run", clean, "-i", inv, "--break-lock"); r.code != 0 {
+				t.Errorf("clean-up run with --break-lock: exit %d", r.code)
+			}
+		})
+	}
+}
+

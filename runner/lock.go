@@ -1,0 +1,364 @@
+package runner
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kplay/kplay/remote"
+)
+
+// DefaultLockDir is the per-host run lock: a directory created atomically
+// (mkdir) before kplay changes anything on the host, holding a file that
+// names its holder, and removed when the run ends.
+const DefaultLockDir = "/var/lib/kplay/lock"
+
+// LockOptions configure the per-host run lock. A run that changes hosts
+// takes the lock on every host of the plan before it changes any of them;
+// dry runs and kplay check change nothing and take no lock.
+type LockOptions struct {
+	// Dir is the lock directory on each host; empty means DefaultLockDir.
+	Dir string
+	// Break clears a stale lock (see Stale) and takes it. A lock that is
+	// not stale is refused even then.
+	Break bool
+	// Heartbeat is how often the holder refreshes the lock; 0 means 20s.
+	Heartbeat time.Duration
+	// StaleAfter is how long without a heartbeat makes a lock held from
+	// another controller stale; 0 means 90s.
+	StaleAfter time.Duration
+}
+
+// Holder identifies the run that holds a host's lock.
+type Holder struct {
+	RunID      string
+	Playbook   string
+	Controller string // controller host name
+	MachineID  string // controller /etc/machine-id, if any
+	PID        int
+	PIDStart   string // the holder process's start time in clock ticks since boot
+	User       string
+	Started    time.Time
+	// Age is how long ago (host clock) the holder last refreshed the lock.
+	Age time.Duration
+}
+
+// LockError is a host whose lock kplay could not take.
+type LockError struct {
+	Host string
+	Dir  string
+	// Holder is the other run; nil when the lock could not be taken for another reason.
+	Holder *Holder
+	// Stale says why the lock looks abandoned, or is "".
+	Stale string
+	// Broke is true when --break-lock was given but the lock is not stale.
+	Broke bool
+	Err   error
+}
+
+// Error names the holder and what to do.
+func (e *LockError) Error() string {
+	if e.Holder == nil {
+		return fmt.Sprintf("cannot take the run lock %s: %v", e.Dir, e.Err)
+	}
+	h := e.Holder
+	s := fmt.Sprintf("locked by another kplay run: run %s (playbook %q) from controller %s pid %d user %s, started %s, last heartbeat %s ago (lock %s)",
+		orUnknown(h.RunID), h.Playbook, orUnknown(h.Controller), h.PID, orUnknown(h.User), h.Started.UTC().Format(time.RFC3339), h.Age.Round(time.Second), e.Dir)
+	switch {
+	case e.Stale != "":
+		s += "; it looks stale (" + e.Stale + "): check that run is gone, then clear it with --break-lock"
+	case e.Broke:
+		s += "; not clearing it with --break-lock: its holder looks alive; wait for that run or stop it"
+	default:
+		s += "; wait for that run to finish"
+	}
+	return s
+}
+
+// Unwrap returns the cause.
+func (e *LockError) Unwrap() error { return e.Err }
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
+}
+
+// NewHolder describes this process as the holder of run runID.
+func NewHolder(runID, playbook string, now time.Time) Holder {
+	h := Holder{RunID: runID, Playbook: playbook, PID: os.Getpid(), Started: now}
+	h.Controller, _ = os.Hostname()
+	if b, err := os.ReadFile("/etc/machine-id"); err == nil {
+		h.MachineID = strings.TrimSpace(string(b))
+	}
+	h.PIDStart = procStart(h.PID)
+	if u, err := user.Current(); err == nil {
+		h.User = u.Username
+	}
+	return h
+}
+
+// procStart returns field 22 of /proc/PID/stat (start time), or "".
+func procStart(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}
+
+// holderValue makes a value safe for the key=value holder file.
+func holderValue(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// encode formats the holder file.
+func (h Holder) encode() string {
+	return fmt.Sprintf("run_id=%s\nplaybook=%s\ncontroller=%s\nmachine_id=%s\npid=%d\npid_start=%s\nuser=%s\nstarted=%s\n",
+		holderValue(h.RunID), holderValue(h.Playbook), holderValue(h.Controller), holderValue(h.MachineID), h.PID, holderValue(h.PIDStart), holderValue(h.User), h.Started.UTC().Format(time.RFC3339))
+}
+
+// decodeHolder parses the holder file.
+func decodeHolder(s string) *Holder {
+	h := &Holder{}
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), "=")
+		switch k {
+		case "run_id":
+			h.RunID = v
+		case "playbook":
+			h.Playbook = v
+		case "controller":
+			h.Controller = v
+		case "machine_id":
+			h.MachineID = v
+		case "pid":
+			h.PID, _ = strconv.Atoi(v)
+		case "pid_start":
+			h.PIDStart = v
+		case "user":
+			h.User = v
+		case "started":
+			h.Started, _ = time.Parse(time.RFC3339, v)
+		}
+	}
+	return h
+}
+
+// staleReason says why lock holder h looks abandoned, or "" if it may be alive.
+// On this controller the holder's process is checked directly (pid and start
+// time); a holder on another controller is stale once its heartbeat is
+// older than staleAfter (measured on the host's clock).
+func staleReason(h *Holder, self Holder, staleAfter time.Duration) string {
+	sameController := h.Controller == self.Controller && h.MachineID == self.MachineID && h.Controller != ""
+	if sameController && h.PID > 0 {
+		if st := procStart(h.PID); st == "" || st != h.PIDStart {
+			return fmt.Sprintf("its process %d on this controller is gone", h.PID)
+		}
+		return ""
+	}
+	if h.Age > staleAfter {
+		return fmt.Sprintf("no heartbeat for %s, more than %s", h.Age.Round(time.Second), staleAfter)
+	}
+	return ""
+}
+
+// hostLock is a lock kplay holds on one host.
+type hostLock struct {
+	conn Conn
+	dir  string
+	stop chan struct{}
+	done chan struct{}
+}
+
+const lockHeld = "held"
+
+// acquireLock takes the lock on one host, clearing a stale one if opts.Break.
+func acquireLock(ctx context.Context, c Conn, host string, opts LockOptions, self Holder) (*hostLock, error) {
+	d := opts.Dir
+	for attempt := 0; attempt < 2; attempt++ {
+		script := `set -u; umask 077; d=` + remote.Quote(d) + `
+mkdir -p "$(dirname "$d")" || exit 1
+if mkdir "$d" 2>/dev/null; then
+  { cat > "$d/holder.tmp" && mv -f "$d/holder.tmp" "$d/holder"; } || { rm -rf "$d"; echo "writing $d/holder failed" >&2; exit 1; }
+  echo acquired; exit 0
+fi
+[ -d "$d" ] || { echo "cannot create $d" >&2; exit 1; }
+now=$(date +%s); m=$(stat -c %Y "$d/holder" 2>/dev/null || stat -c %Y "$d")
+echo ` + lockHeld + `; echo "age=$((now - m))"; cat "$d/holder" 2>/dev/null; exit 0`
+		out, err := c.RunInput(ctx, script, []byte(self.encode()))
+		if err != nil {
+			return nil, &LockError{Host: host, Dir: d, Err: err}
+		}
+		first, rest, _ := strings.Cut(string(out), "\n")
+		if first == "acquired" {
+			return &hostLock{conn: c, dir: d}, nil
+		}
+		if first != lockHeld {
+			return nil, &LockError{Host: host, Dir: d, Err: fmt.Errorf("unexpected answer %q", out)}
+		}
+		ageLine, holderText, _ := strings.Cut(rest, "\n")
+		h := decodeHolder(holderText)
+		if secs, err := strconv.Atoi(strings.TrimPrefix(ageLine, "age=")); err == nil {
+			h.Age = time.Duration(secs) * time.Second
+		}
+		le := &LockError{Host: host, Dir: d, Holder: h, Stale: staleReason(h, self, opts.StaleAfter), Broke: opts.Break}
+		if !opts.Break || le.Stale == "" || attempt > 0 {
+			return nil, le
+		}
+		// Clear it only if it still names the holder judged stale.
+		brk := `set -u; d=` + remote.Quote(d) + `; old=` + remote.Quote("run_id="+h.RunID) + `; mine=` + remote.Quote(self.RunID) + `
+if [ -f "$d/holder" ]; then grep -qxF -- "$old" "$d/holder" || exit 0; elif [ "$old" != run_id= ]; then exit 0; fi
+mv "$d" "$d.broken.$mine" && rm -rf "$d.broken.$mine"`
+		if _, err := c.Run(ctx, brk); err != nil {
+			return nil, &LockError{Host: host, Dir: d, Err: fmt.Errorf("clearing the stale lock: %w", err)}
+		}
+	}
+	return nil, &LockError{Host: host, Dir: d, Err: errors.New("lock changed hands while clearing it")}
+}
+
+// heartbeat refreshes the lock's time stamp until release.
+func (l *hostLock) heartbeat(every time.Duration, runID string) {
+	l.stop, l.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			_, _ = l.conn.Run(ctx, `d=`+remote.Quote(l.dir)+`; grep -qxF -- `+remote.Quote("run_id="+runID)+` "$d/holder" && touch -c "$d/holder"`)
+			cancel()
+		}
+	}()
+}
+
+// release removes the lock if this run still holds it.
+func (l *hostLock) release(runID string) error {
+	if l.stop != nil {
+		close(l.stop)
+		<-l.done
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_, err := l.conn.Run(ctx, `d=`+remote.Quote(l.dir)+`; if grep -qxF -- `+remote.Quote("run_id="+runID)+` "$d/holder" 2>/dev/null; then rm -rf "$d"; fi`)
+	return err
+}
+
+// lockHosts dials every host of the plan and takes its lock before anything
+// is changed. Hosts that cannot be reached keep their dial error for their
+// batch. It returns false when any reachable host could not be locked: then
+// no host may be changed.
+func (r *run) lockHosts(ctx context.Context, forks int) bool {
+	lo := *r.opts.Lock
+	if lo.Dir == "" {
+		lo.Dir = DefaultLockDir
+	}
+	if lo.Heartbeat <= 0 {
+		lo.Heartbeat = 20 * time.Second
+	}
+	if lo.StaleAfter <= 0 {
+		lo.StaleAfter = 90 * time.Second
+	}
+	self := NewHolder(r.opts.RunID, r.plan.Playbook.Name, r.rep.Started)
+	var mu sync.Mutex
+	var refused []string
+	sem := make(chan struct{}, forks)
+	var wg sync.WaitGroup
+	for _, h := range r.plan.Hosts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			conn, err := r.opts.Dial(ctx, h)
+			if err != nil {
+				mu.Lock()
+				r.dialErrs[h.Name] = err
+				mu.Unlock()
+				return
+			}
+			mu.Lock()
+			r.conns[h.Name] = conn
+			mu.Unlock()
+			l, err := acquireLock(ctx, conn, h.Name, lo, self)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				hr := r.hosts[h.Name]
+				hr.Status = StatusFailed
+				hr.err = fmt.Errorf("%s: %w", h.Name, err)
+				hr.Error = err.Error()
+				hr.State = "unchanged: kplay could not take its run lock, so nothing ran"
+				refused = append(refused, h.Name)
+				r.hostErr(hr.err)
+				return
+			}
+			l.heartbeat(lo.Heartbeat, r.opts.RunID)
+			r.locks[h.Name] = l
+		}()
+	}
+	wg.Wait()
+	if len(refused) == 0 {
+		return true
+	}
+	r.rep.Stopped = fmt.Sprintf("could not take the run lock on %s: no host was changed", strings.Join(refused, ", "))
+	for _, hr := range r.rep.Hosts {
+		if err := r.dialErrs[hr.Name]; err != nil {
+			hr.Status = StatusUnreachable
+			hr.err = fmt.Errorf("%s: %w", hr.Name, err)
+			hr.Error = err.Error()
+			hr.State = "unchanged: kplay could not log in, so nothing ran"
+			r.hostErr(hr.err)
+			continue
+		}
+		if hr.Status == StatusNotRun {
+			hr.State = "unchanged: the run stopped before any change because another host could not be locked"
+		}
+	}
+	return false
+}
+
+// releaseLocks releases every lock this run holds, after any rollback, and
+// says so in the host's state when a lock could not be released.
+func (r *run) releaseLocks() {
+	var wg sync.WaitGroup
+	for name, l := range r.locks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.release(r.opts.RunID); err != nil {
+				hr := r.hosts[name]
+				hr.State += fmt.Sprintf("; the run lock %s on the host is still held by run %s (releasing it failed: %v): once the host is checked, clear it with --break-lock", l.dir, r.opts.RunID, err)
+			}
+		}()
+	}
+	wg.Wait()
+}
