@@ -8,6 +8,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -614,4 +615,147 @@ steps:
 			}
 		})
 	}
+}
+
+// hostSh runs a shell script inside h without SSH.
+func hostSh(t *testing.T, h *testbed.Host, script string) string {
+	t.Helper()
+	out, err := h.Exec(t.Context(), "sh", "-c", script)
+	if err != nil {
+		t.Fatalf("%s: %s: %v", h.Name, script, err)
+	}
+	return string(out)
+}
+
+// renewPlaybook is the shipped renew.yaml with renew_certs using kubeadm
+// binary kubeadm, and without the steps after it when short.
+func renewPlaybook(t *testing.T, kubeadm string, withBackupStep bool) string {
+	t.Helper()
+	src, err := os.ReadFile("../playbooks/renew.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(src), "renew_certs: {}", "renew_certs: {kubeadm: "+kubeadm+"}", 1)
+	if !withBackupStep {
+		s = strings.Replace(s, "  - name: back up\n    backup: {}\n", "", 1)
+	}
+	if !strings.Contains(s, kubeadm) || (!withBackupStep && strings.Contains(s, "backup: {}")) {
+		t.Fatal("could not adapt renew.yaml")
+	}
+	return writeFile(t, "renew.yaml", s)
+}
+
+// TestFaultKube injects faults into certificate renewal on a kubeadm host:
+// a disk that fills up during the backup, and sshd dying while kubeadm
+// renews.
+func TestFaultKube(t *testing.T) {
+	b := testbed.Require(t, testbed.Options{Hosts: 1, Kube: true, CertValidity: 48 * time.Hour, KeyAlgorithm: "ECDSA-P256"})
+	h := b.Hosts[0]
+	env := []string{"HOME=" + t.TempDir()}
+	kube := func() map[string]string { return only(snapshot(t, h), "etc/kubernetes") }
+
+	// A tmpfs over /var/lib/kplay (lock and backups) inside the host.
+	t.Run("full disk during backup", func(t *testing.T) {
+		cases := []struct {
+			name, opts string
+			backupStep bool
+			want       string
+		}{
+			// Too small: the backup's free-space check refuses before copying.
+			{"no room", "size=64k", true, "not enough space for a backup"},
+			// Room, but only 12 inodes: cp fails with ENOSPC half way.
+			{"fills up while copying", "size=8m,nr_inodes=12", true, "No space left on device"},
+			// No backup step: renew_certs takes its own, which fails.
+			{"renew_certs' own backup", "size=8m,nr_inodes=12", false, "No space left on device"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				hostSh(t, h, "mkdir -p /var/lib/kplay && mount -t tmpfs -o "+c.opts+",mode=0700 kplay-full /var/lib/kplay")
+				t.Cleanup(func() { _, _ = h.Exec(context.Background(), "umount", "/var/lib/kplay") })
+				before := kube()
+				r := run(t, env, "run", renewPlaybook(t, "kubeadm", c.backupStep), "-i", b.InventoryPath, "--output", "json")
+				if r.code != 1 {
+					t.Fatalf("exit %d, want 1", r.code)
+				}
+				if d := diffSnapshots(before, kube()); len(d) > 0 {
+					t.Errorf("/etc/kubernetes changed although no backup could be taken: %v", d)
+				}
+				hj := decodeReport(t, r.stdout).host(t, h.Name)
+				if !strings.Contains(hj.Error, c.want) {
+					t.Errorf("error %q does not say %q", hj.Error, c.want)
+				}
+				for _, s := range hj.Steps {
+					switch {
+					case s.Name == "renew certs" && c.backupStep && s.Status != "not run":
+						t.Errorf("renew certs %s after a failed backup; want not run", s.Status)
+					case s.Name == "renew certs" && !c.backupStep && (s.Status != "failed" || !strings.Contains(s.Error, "nothing was renewed")):
+						t.Errorf("renew certs %s %q; want failed saying nothing was renewed", s.Status, s.Error)
+					case s.Name == "back up" && s.Status != "failed":
+						t.Errorf("back up %s, want failed", s.Status)
+					}
+				}
+				// No partial backup is left behind, and the lock is released.
+				if left := hostSh(t, h, "ls -A /var/lib/kplay/backups 2>/dev/null; ls -d /var/lib/kplay/lock 2>/dev/null; true"); strings.TrimSpace(left) != "" {
+					t.Errorf("left in /var/lib/kplay: %q", left)
+				}
+			})
+		}
+	})
+
+	t.Run("sshd killed while kubeadm renews", func(t *testing.T) {
+		// kubeadm renews for real, then hangs: sshd dies at that point.
+		slow := "#!/bin/sh\nkubeadm \"$@\" || exit\ntouch /tmp/renewing\nsleep 120\n"
+		if err := os.WriteFile(h.Path("/root/slow-kubeadm"), []byte(slow), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Remove(h.Path("/tmp/renewing"))
+		before := kube()
+		bg := startKplay(t, env, "run", renewPlaybook(t, "/root/slow-kubeadm", true), "-i", b.InventoryPath, "--output", "json")
+		waitFor(t, 60*time.Second, "kubeadm to renew", func() bool { return exists(h.Path("/tmp/renewing")) })
+		if d := diffSnapshots(before, kube()); len(d) == 0 {
+			t.Fatal("kubeadm renewed nothing: the fault would not leave the host changed")
+		}
+		killed := time.Now()
+		if err := h.KillSSHD(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		r := bg.wait(t, 60*time.Second)
+		if took := time.Since(killed); took > 10*time.Second {
+			t.Errorf("kplay took %s after sshd died; renew_certs' step timeout is 5m", took)
+		}
+		_, _ = h.Exec(t.Context(), "pkill", "-f", "sleep 120")
+		if err := h.StartSSHD(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if r.code != 1 {
+			t.Errorf("exit %d, want 1", r.code)
+		}
+		hj := decodeReport(t, r.stdout).host(t, h.Name)
+		var bdir string
+		for _, s := range hj.Steps {
+			if s.Name == "back up" {
+				var info struct {
+					Dir     string `json:"dir"`
+					Restore string `json:"restore"`
+				}
+				_ = json.Unmarshal(s.Data, &info)
+				bdir = info.Dir
+			}
+		}
+		restore := "sh " + bdir + "/restore.sh"
+		if bdir == "" || !strings.Contains(hj.Error, bdir) || !strings.Contains(hj.Error, restore) || !strings.Contains(hj.Error, "restore by hand") {
+			t.Errorf("error %q does not name the backup %q and the restore command", hj.Error, bdir)
+		}
+		if !strings.Contains(hj.State, `step "renew certs" failed`) || !strings.Contains(hj.State, "run lock") {
+			t.Errorf("state %q does not say renew certs failed and the lock is left", hj.State)
+		}
+		// The restore command the report names puts the host back, byte for byte.
+		if out, err := h.Exec(t.Context(), "sh", bdir+"/restore.sh"); err != nil {
+			t.Fatalf("the named restore command failed: %v %s", err, out)
+		}
+		if d := diffSnapshots(before, kube()); len(d) > 0 {
+			t.Errorf("/etc/kubernetes differs after the named restore: %v", d)
+		}
+		hostSh(t, h, "rm -rf /var/lib/kplay/lock")
+	})
 }
