@@ -409,7 +409,8 @@ func (c *Client) RunInput(ctx context.Context, cmd string, stdin []byte) ([]byte
 		}
 		return withoutSecret(stdout.Bytes()), x
 	}
-	return withoutSecret(stdout.Bytes()), c.connErr("running command", err)
+	err = c.connErr("running command", err)
+	return withoutSecret(stdout.Bytes()), fmt.Errorf("%w; its processes may still run on the host (find them by KPLAY_CMD=%s in /proc/*/environ)", err, tag)
 }
 
 // connErr explains a transport failure, preferring the keepalive's verdict.
