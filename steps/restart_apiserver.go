@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -515,49 +516,103 @@ func (s *RestartAPIServer) restartCrictl(ctx context.Context, t *Target, c compo
 		})
 }
 
-// waitHealthy waits for the component's port, and for the apiserver's /livez.
+// waitHealthy waits for the component's port and then for its health: the
+// apiserver's /readyz (which covers its etcd connection, unlike /livez) and
+// etcd's /health (a leader and a quorum read: the member has rejoined), so
+// that the next component, and the next batch of hosts, start only on a
+// healthy node.
 func (s *RestartAPIServer) waitHealthy(ctx context.Context, t *Target, c component) error {
-	livez := c.name == "kube-apiserver"
-	u := "https://" + net.JoinHostPort(c.address, strconv.Itoa(c.port)) + "/livez"
+	base := "https://" + net.JoinHostPort(c.address, strconv.Itoa(c.port))
 	what := fmt.Sprintf("%s to listen on port %d", c.name, c.port)
-	if livez {
+	var check func(ctx context.Context) (bool, string, error)
+	switch c.name {
+	case "kube-apiserver":
+		u := base + "/readyz"
 		what = fmt.Sprintf("%s to answer 200 on %s", c.name, u)
+		check = func(ctx context.Context) (bool, string, error) {
+			code, _, err := s.hostGet(ctx, t, u, "apiserver-kubelet-client", "")
+			if err != nil {
+				return false, "", err
+			}
+			return code == "200", "readyz answered " + code, nil
+		}
+	case "etcd":
+		u := base + "/health"
+		what = fmt.Sprintf("%s to report {\"health\":\"true\"} on %s", c.name, u)
+		check = func(ctx context.Context) (bool, string, error) {
+			code, body, err := s.hostGet(ctx, t, u, "etcd/healthcheck-client", "etcd/ca.crt")
+			if err != nil {
+				return false, "", err
+			}
+			if code == "no-cert" {
+				// Not kubeadm's layout: the open port is all we can check.
+				return true, "", nil
+			}
+			return code == "200" && etcdHealthy(body), fmt.Sprintf("health answered %s %s", code, strings.TrimSpace(body)), nil
+		}
 	}
 	return poll(ctx, s.UpTimeout, s.PollInterval, what, func(ctx context.Context) (bool, string, error) {
 		up, err := listening(ctx, t, c.port)
 		if err != nil || !up {
 			return false, fmt.Sprintf("port %d not listening", c.port), err
 		}
-		if !livez {
+		if check == nil {
 			return true, "", nil
 		}
-		code, err := s.livez(ctx, t, u)
-		if err != nil {
-			return false, "", err
-		}
-		return code == "200", "livez answered " + code, nil
+		return check(ctx)
 	})
 }
 
-// livez asks the apiserver for /livez from the host, authenticating with
-// kubeadm's apiserver-kubelet-client certificate where it exists (the key stays on the host).
-func (s *RestartAPIServer) livez(ctx context.Context, t *Target, u string) (string, error) {
-	crt := path.Join(s.KubeDir, "pki", "apiserver-kubelet-client.crt")
-	key := path.Join(s.KubeDir, "pki", "apiserver-kubelet-client.key")
-	cmd := sh(fmt.Sprintf("u=%s; c=%s; k=%s\n", remote.Quote(u), remote.Quote(crt), remote.Quote(key)) +
+// etcdHealthy reports whether an etcd /health body says healthy.
+func etcdHealthy(body string) bool {
+	var h struct {
+		Health string `json:"health"`
+	}
+	return json.Unmarshal([]byte(body), &h) == nil && h.Health == "true"
+}
+
+// hostGet fetches u with curl on the host and returns the HTTP code
+// ("error" if the request failed) and the body (cut to 4 KiB). It
+// authenticates with the kubeadm client certificate pki/NAME.crt and .key
+// where both exist (the key stays on the host); if ca is set, the server must
+// verify against pki/CA, and without the client certificate the code is
+// "no-cert" and nothing is fetched.
+func (s *RestartAPIServer) hostGet(ctx context.Context, t *Target, u, name, ca string) (code, body string, err error) {
+	crt := path.Join(s.KubeDir, "pki", name+".crt")
+	key := path.Join(s.KubeDir, "pki", name+".key")
+	caPath := ""
+	if ca != "" {
+		caPath = path.Join(s.KubeDir, "pki", ca)
+	}
+	m := newMarker()
+	cmd := sh(fmt.Sprintf("u=%s; c=%s; k=%s; ca=%s; m=%s\n", remote.Quote(u), remote.Quote(crt), remote.Quote(key), remote.Quote(caPath), remote.Quote(m)) +
 		`command -v curl >/dev/null 2>&1 || { echo "curl is not installed on the host" >&2; exit 127; }
 set --
-if [ -r "$c" ] && [ -r "$k" ]; then set -- --cert "$c" --key "$k"; fi
-curl -ksS -o /dev/null -w '%{http_code}' --max-time 5 "$@" "$u" 2>/dev/null || true
+if [ -r "$c" ] && [ -r "$k" ]; then set -- --cert "$c" --key "$k"
+elif [ -n "$ca" ]; then printf '%s no-cert' "$m"; exit 0; fi
+if [ -n "$ca" ]; then set -- "$@" --cacert "$ca"; else set -- "$@" -k; fi
+curl -sS -w "$m%{http_code}" --max-time 5 "$@" "$u" 2>/dev/null || true
 `)
 	out, err := t.Run(ctx, cmd)
 	if err != nil {
-		if st, ok := remote.ExitStatus(err); ok && st == 127 {
-			return "", fmt.Errorf("checking %s: %w", u, err)
+		if st, ok := remote.ExitStatus(err); (ok && st == 127) || ctx.Err() != nil {
+			// Not installed; or cut off by the deadline, which must not
+			// replace the last real answer in the timeout message.
+			return "", "", fmt.Errorf("checking %s: %w", u, err)
 		}
-		return "error", nil
+		return "error", "", nil
 	}
-	return strings.TrimSpace(string(out)), nil
+	b, c, ok := strings.Cut(string(out), m)
+	if !ok {
+		return "error", "", nil
+	}
+	if c = strings.TrimSpace(c); c == "000" || c == "" {
+		c = "error"
+	}
+	if len(b) > 4096 {
+		b = b[:4096]
+	}
+	return c, b, nil
 }
 
 // listening reports whether something listens on TCP port on the host, from /proc/net/tcp{,6}.

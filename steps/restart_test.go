@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// fakeKubelet runs an apiserver stand-in (TLS /livez) on 127.0.0.1:port
+// fakeKubelet runs an apiserver stand-in (TLS /livez and /readyz) on 127.0.0.1:port
 // while the manifest exists, reading its serving certificate when it starts,
 // like a component that must be restarted to serve a renewed certificate.
 type fakeKubelet struct {
@@ -125,6 +125,7 @@ func (k *fakeKubelet) start() error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	k.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go k.srv.Serve(ln)
 	k.starts.Add(1)
