@@ -496,7 +496,8 @@ func redactStderr(kept, tail string) string {
 // IsSecretPath reports whether p names a private key file, which kplay never reads.
 func IsSecretPath(p string) bool {
 	base := path.Base(p)
-	return strings.HasSuffix(base, ".key") || strings.HasPrefix(base, "id_") && !strings.HasSuffix(base, ".pub")
+	return strings.HasSuffix(base, ".key") || strings.HasSuffix(base, "_key") || // ssh_host_ed25519_key
+		strings.HasPrefix(base, "id_") && !strings.HasSuffix(base, ".pub")
 }
 
 // ReadFile reads a file off the host. Private keys are refused.

@@ -67,6 +67,8 @@ func TestIsSecretPath(t *testing.T) {
 		"/root/.ssh/id_ed25519.pub":           false,
 		"/etc/kubernetes/pki/ca.crt":          false,
 		"/etc/kubernetes/admin.conf":          false,
+		"/etc/ssh/ssh_host_ed25519_key":       true,
+		"/etc/ssh/ssh_host_ed25519_key.pub":   false,
 	} {
 		if got := IsSecretPath(p); got != want {
 			t.Errorf("IsSecretPath(%q) = %v, want %v", p, got, want)

@@ -49,6 +49,9 @@ func (v *Vars) expand(s string, quote bool) (string, error) {
 		if !ok && firstErr == nil {
 			firstErr = fmt.Errorf("unknown variable %q (known: %s)", name, strings.Join(v.names(), ", "))
 		}
+		if strings.IndexByte(val, 0) >= 0 && firstErr == nil {
+			firstErr = fmt.Errorf("variable %q holds a NUL byte, which no command line or path can carry", name)
+		}
 		switch filter {
 		case "":
 			if quote {
@@ -68,6 +71,9 @@ func (v *Vars) expand(s string, quote bool) (string, error) {
 	})
 	if firstErr != nil {
 		return "", firstErr
+	}
+	if strings.IndexByte(out, 0) >= 0 {
+		return "", fmt.Errorf("%q holds a NUL byte, which no command line or path can carry", s)
 	}
 	if strings.Contains(stripTemplates(s), "{{") {
 		return "", fmt.Errorf("malformed template in %q: use {{ name }} or {{ name | raw }}", s)
