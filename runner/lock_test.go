@@ -1,0 +1,131 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHolderRoundTrip(t *testing.T) {
+	h := NewHolder("20260101T000000Z-abcdef", "renew\nevil=1", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	got := decodeHolder(h.encode())
+	if got.RunID != h.RunID || got.PID != h.PID || got.PIDStart != h.PIDStart || got.Controller != h.Controller || !got.Started.Equal(h.Started) {
+		t.Errorf("round trip: %+v, want %+v", got, h)
+	}
+	if got.Playbook != "renew?evil=1" {
+		t.Errorf("playbook %q: a newline must not start a new key", got.Playbook)
+	}
+	if h.PIDStart == "" || h.Controller == "" {
+		t.Errorf("holder lacks identity: %+v", h)
+	}
+}
+
+func TestStaleReason(t *testing.T) {
+	self := NewHolder("me", "pb", time.Now())
+	// A child that has exited: its pid is gone.
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	gone := cmd.Process.Pid
+	tests := []struct {
+		name  string
+		h     Holder
+		stale bool
+	}{
+		{"this process", Holder{Controller: self.Controller, MachineID: self.MachineID, PID: self.PID, PIDStart: self.PIDStart}, false},
+		{"pid reused", Holder{Controller: self.Controller, MachineID: self.MachineID, PID: self.PID, PIDStart: "1"}, true},
+		{"pid gone", Holder{Controller: self.Controller, MachineID: self.MachineID, PID: gone, PIDStart: "1"}, true},
+		{"other controller, fresh", Holder{Controller: "elsewhere", PID: self.PID, Age: 10 * time.Second}, false},
+		{"other controller, old", Holder{Controller: "elsewhere", PID: self.PID, Age: 5 * time.Minute}, true},
+		{"unknown holder, old", Holder{Age: 5 * time.Minute}, true},
+		{"unknown holder, fresh", Holder{}, false},
+	}
+	for _, tt := range tests {
+		if got := staleReason(&tt.h, self, 90*time.Second); (got != "") != tt.stale {
+			t.Errorf("%s: stale reason %q, want stale=%v", tt.name, got, tt.stale)
+		}
+	}
+}
+
+// shConn runs commands with the local sh, so the lock scripts run for real
+// against a local directory.
+type shConn struct{ fakeConn }
+
+func (c *shConn) Run(ctx context.Context, cmd string) ([]byte, error) {
+	return c.RunInput(ctx, cmd, nil)
+}
+
+func (c *shConn) RunInput(ctx context.Context, cmd string, in []byte) ([]byte, error) {
+	x := exec.CommandContext(ctx, "sh", "-c", cmd)
+	x.Stdin = strings.NewReader(string(in))
+	return x.Output()
+}
+
+func TestLockScripts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "var", "lib", "kplay", "lock")
+	ctx := context.Background()
+	c := &shConn{fakeConn{name: "h1"}}
+	a := NewHolder("run-a", "pb", time.Now())
+	la, err := acquireLock(ctx, c, "h1", LockOptions{Dir: dir, StaleAfter: time.Minute}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("lock dir %v %v, want 0700", st, err)
+	}
+	// A second run is refused, naming the first; --break-lock does not
+	// clear a live holder (this very process).
+	b := NewHolder("run-b", "pb", time.Now())
+	for _, brk := range []bool{false, true} {
+		_, err = acquireLock(ctx, c, "h1", LockOptions{Dir: dir, StaleAfter: time.Minute, Break: brk}, b)
+		var le *LockError
+		if !errors.As(err, &le) || le.Holder == nil || le.Holder.RunID != "run-a" || le.Stale != "" {
+			t.Fatalf("break=%v: %v; want refused by live run-a", brk, err)
+		}
+	}
+	// Release by another run id does nothing; by the holder removes it.
+	if err := (&hostLock{conn: c, dir: dir}).release("run-b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatal("another run released the lock")
+	}
+	if err := la.release("run-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("lock not released: %v", err)
+	}
+	// A stale lock (old heartbeat, other controller) is cleared only with Break.
+	if _, err := acquireLock(ctx, c, "h1", LockOptions{Dir: dir}, a); err != nil {
+		t.Fatal(err)
+	}
+	other := a
+	other.Controller = "elsewhere"
+	if err := os.WriteFile(filepath.Join(dir, "holder"), []byte(other.encode()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-10 * time.Minute)
+	_ = os.Chtimes(filepath.Join(dir, "holder"), old, old)
+	if _, err := acquireLock(ctx, c, "h1", LockOptions{Dir: dir, StaleAfter: time.Minute}, b); err == nil || !strings.Contains(err.Error(), "looks stale") {
+		t.Fatalf("stale lock without Break: %v", err)
+	}
+	lb, err := acquireLock(ctx, c, "h1", LockOptions{Dir: dir, StaleAfter: time.Minute, Break: true}, b)
+	if err != nil {
+		t.Fatalf("Break on a stale lock: %v", err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "holder"))
+	if !strings.Contains(string(data), "run_id=run-b\n") {
+		t.Errorf("holder after Break = %q", data)
+	}
+	if err := lb.release("run-b"); err != nil {
+		t.Fatal(err)
+	}
+}
