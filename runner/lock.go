@@ -69,8 +69,12 @@ func (e *LockError) Error() string {
 		return fmt.Sprintf("cannot take the run lock %s: %v", e.Dir, e.Err)
 	}
 	h := e.Holder
+	started := "(unknown)"
+	if !h.Started.IsZero() {
+		started = h.Started.UTC().Format(time.RFC3339)
+	}
 	s := fmt.Sprintf("locked by another kplay run: run %s (playbook %q) from controller %s pid %d user %s, started %s, last heartbeat %s ago (lock %s)",
-		orUnknown(h.RunID), h.Playbook, orUnknown(h.Controller), h.PID, orUnknown(h.User), h.Started.UTC().Format(time.RFC3339), h.Age.Round(time.Second), e.Dir)
+		orUnknown(h.RunID), h.Playbook, orUnknown(h.Controller), h.PID, orUnknown(h.User), started, h.Age.Round(time.Second), e.Dir)
 	switch {
 	case e.Stale != "":
 		s += "; it looks stale (" + e.Stale + "): check that run is gone, then clear it with --break-lock"
