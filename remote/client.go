@@ -87,6 +87,7 @@ type Client struct {
 	prefix  string
 	sudo    string
 	dead    atomic.Value // error: why the connection was given up
+	shell   shellSlot    // the long-lived shell that runs commands without stdin (shell.go)
 }
 
 // Dial opens the SSH connection. The TCP connect and the handshake together
@@ -357,6 +358,15 @@ func (c *Client) RunInput(ctx context.Context, cmd string, stdin []byte) ([]byte
 		return nil, ErrNUL
 	}
 	tag := c.prefix + "." + strconv.FormatUint(c.seq.Add(1), 10)
+	if stdin == nil && !(c.cfg.Become && c.cfg.BecomePassword != "") {
+		out, stderr, status, ok, err := c.runInShell(ctx, tag, cmd)
+		if ok {
+			if err != nil {
+				return out, err
+			}
+			return c.result(out, stderr, status, "")
+		}
+	}
 	sess, err := c.client.NewSession()
 	if err != nil {
 		return nil, c.connErr("opening session", err)
@@ -390,27 +400,37 @@ func (c *Client) RunInput(ctx context.Context, cmd string, stdin []byte) ([]byte
 		return withoutSecret(stdout.Bytes()), fmt.Errorf("command cancelled (%w); its processes on the host were killed", context.Cause(ctx))
 	}
 	if err == nil {
-		if err := checkSecret(stdout.Bytes()); err != nil {
-			return nil, err
-		}
-		return stdout.Bytes(), nil
+		return c.result(stdout.Bytes(), stderr.String(), 0, "")
 	}
 	var ee *ssh.ExitError
 	if errors.As(err, &ee) {
-		x := &ExitError{Status: ee.ExitStatus(), Signal: ee.Signal(), Stderr: redactStderr(stderr.String(), Tail(stderr.String(), 5))}
-		if x.Signal != "" {
-			x.Status = -1
-		}
-		if c.cfg.Become && x.Status == 1 && strings.Contains(stderr.String(), "sudo: a password is required") {
-			return nil, fmt.Errorf("become: sudo needs a password on this host: set KPLAY_BECOME_PASSWORD or allow NOPASSWD: %w", x)
-		}
-		if c.cfg.Become && strings.Contains(stderr.String(), "incorrect password attempt") {
-			return nil, fmt.Errorf("become: sudo refused the password: %w", x)
-		}
-		return withoutSecret(stdout.Bytes()), x
+		return c.result(stdout.Bytes(), stderr.String(), ee.ExitStatus(), ee.Signal())
 	}
 	err = c.connErr("running command", err)
 	return withoutSecret(stdout.Bytes()), fmt.Errorf("%w; its processes may still run on the host (find them by KPLAY_CMD=%s in /proc/*/environ)", err, tag)
+}
+
+// result turns a finished command's outputs and exit status (or signal)
+// into Run's result: the stdout, or an *ExitError with the tail of stderr;
+// output holding a private key is withheld.
+func (c *Client) result(stdout []byte, stderr string, status int, signal string) ([]byte, error) {
+	if status == 0 && signal == "" {
+		if err := checkSecret(stdout); err != nil {
+			return nil, err
+		}
+		return stdout, nil
+	}
+	x := &ExitError{Status: status, Signal: signal, Stderr: redactStderr(stderr, Tail(stderr, 5))}
+	if x.Signal != "" {
+		x.Status = -1
+	}
+	if c.cfg.Become && x.Status == 1 && strings.Contains(stderr, "sudo: a password is required") {
+		return nil, fmt.Errorf("become: sudo needs a password on this host: set KPLAY_BECOME_PASSWORD or allow NOPASSWD: %w", x)
+	}
+	if c.cfg.Become && strings.Contains(stderr, "incorrect password attempt") {
+		return nil, fmt.Errorf("become: sudo refused the password: %w", x)
+	}
+	return withoutSecret(stdout), x
 }
 
 // connErr explains a transport failure, preferring the keepalive's verdict.
