@@ -6,9 +6,15 @@
 // is not a Pod with a container command is logged and skipped, and so is a
 // second file with the same pod name, as the real kubelet rejects duplicate
 // pods) and runs
-// spec.containers[0].command + args as a process. It restarts the process
-// when the manifest's content changes or the process has died, and stops it
-// (SIGTERM, then SIGKILL after -stop-timeout) when the manifest goes away. A
+// spec.containers[0].command + args as a process, in the host's network (a
+// pod without hostNetwork: true is refused: it cannot be given a network of
+// its own here). It restarts the process when the manifest's content changes
+// or the process has died, and stops it when the manifest goes away: SIGTERM,
+// then SIGKILL after the pod's terminationGracePeriodSeconds, or
+// -stop-timeout (30s, the real kubelet's default) if it has none. etcd needs
+// that grace: it first drains its gRPC streams (about 7s with an apiserver
+// attached) and only then hands its raft leadership over; killed earlier,
+// the other members must elect a leader and briefly fail /health. A
 // manifest moved out and back between two polls goes unnoticed, as it would
 // by a kubelet that only polls. Creating the -sync-file makes it reread the
 // manifests within 0.1s (the testbed does so to start the apiservers without
@@ -43,7 +49,9 @@ type manifest struct {
 		Name string `yaml:"name"`
 	} `yaml:"metadata"`
 	Spec struct {
-		Containers []struct {
+		HostNetwork                   bool   `yaml:"hostNetwork"`
+		TerminationGracePeriodSeconds *int64 `yaml:"terminationGracePeriodSeconds"`
+		Containers                    []struct {
 			Name    string   `yaml:"name"`
 			Command []string `yaml:"command"`
 			Args    []string `yaml:"args"`
@@ -56,6 +64,7 @@ type pod struct {
 	file    string
 	name    string
 	argv    []string
+	grace   time.Duration // SIGTERM to SIGKILL
 	hash    [32]byte
 	cmd     *exec.Cmd
 	done    chan struct{}
@@ -91,7 +100,7 @@ func main() {
 	logPath := flag.String("log", "", "log file (default: stderr)")
 	status := flag.String("status", "", "write pod status JSON here")
 	podLogs := flag.String("pod-logs", "/var/log/pods", "directory for the pods' output")
-	stop := flag.Duration("stop-timeout", 5*time.Second, "wait this long after SIGTERM before SIGKILL")
+	stop := flag.Duration("stop-timeout", 30*time.Second, "wait this long after SIGTERM before SIGKILL, for pods without terminationGracePeriodSeconds")
 	syncFile := flag.String("sync-file", "/run/kplay/kubelet-sync", "reread the manifests at once when this file appears")
 	flag.Parse()
 
@@ -173,7 +182,7 @@ func (k *kubelet) sync() {
 			names[p.name] = file
 			if p.exited() {
 				k.logger.Printf("%s: %s exited (%v): restarting", file, p.name, p.cmd.ProcessState)
-				k.start(file, p.name, p.argv, hash, p.starts)
+				k.start(file, p.name, p.argv, p.grace, hash, p.starts)
 			}
 			continue
 		}
@@ -185,7 +194,7 @@ func (k *kubelet) sync() {
 			delete(k.pods, file)
 			starts = p.starts
 		}
-		name, argv, err := parse(file, data)
+		name, argv, grace, err := parse(file, data, k.stopTimeout)
 		if err != nil {
 			if k.bad[file] != hash {
 				k.logger.Printf("%s: ignored: %v", file, err)
@@ -202,7 +211,7 @@ func (k *kubelet) sync() {
 			continue
 		}
 		names[name] = file
-		k.start(file, name, argv, hash, starts)
+		k.start(file, name, argv, grace, hash, starts)
 	}
 	for file, p := range k.pods {
 		if !seen[file] {
@@ -219,30 +228,41 @@ func (k *kubelet) sync() {
 	k.writeStatus()
 }
 
-// parse returns a static pod manifest's pod name and command line.
-func parse(file string, data []byte) (string, []string, error) {
+// parse returns a static pod manifest's pod name, command line and
+// termination grace period (defaultGrace if it sets none).
+func parse(file string, data []byte, defaultGrace time.Duration) (string, []string, time.Duration, error) {
 	var m manifest
 	if err := yaml.Unmarshal(data, &m); err != nil {
-		return "", nil, fmt.Errorf("parse manifest: %w", err)
+		return "", nil, 0, fmt.Errorf("parse manifest: %w", err)
 	}
 	if m.Kind != "Pod" || len(m.Spec.Containers) == 0 {
-		return "", nil, errors.New("not a Pod with containers")
+		return "", nil, 0, errors.New("not a Pod with containers")
+	}
+	if !m.Spec.HostNetwork {
+		return "", nil, 0, errors.New("not hostNetwork: true (the stand-in runs pods as host processes, in the host's network)")
 	}
 	c := m.Spec.Containers[0]
 	argv := append(append([]string{}, c.Command...), c.Args...)
 	if len(argv) == 0 {
-		return "", nil, fmt.Errorf("container %s has no command", c.Name)
+		return "", nil, 0, fmt.Errorf("container %s has no command", c.Name)
 	}
 	name := m.Metadata.Name
 	if name == "" {
 		name = strings.TrimSuffix(file, filepath.Ext(file))
 	}
-	return name, argv, nil
+	grace := defaultGrace
+	if g := m.Spec.TerminationGracePeriodSeconds; g != nil {
+		if *g < 0 {
+			return "", nil, 0, fmt.Errorf("terminationGracePeriodSeconds %d is negative", *g)
+		}
+		grace = time.Duration(*g) * time.Second
+	}
+	return name, argv, grace, nil
 }
 
 // start starts a pod's process; starts counts its earlier starts.
-func (k *kubelet) start(file, name string, argv []string, hash [32]byte, starts int) {
-	p := &pod{file: file, name: name, argv: argv, hash: hash, done: make(chan struct{}), started: time.Now(), starts: starts}
+func (k *kubelet) start(file, name string, argv []string, grace time.Duration, hash [32]byte, starts int) {
+	p := &pod{file: file, name: name, argv: argv, grace: grace, hash: hash, done: make(chan struct{}), started: time.Now(), starts: starts}
 	k.pods[file] = p
 	fail := func(err error) {
 		k.logger.Printf("%s: start %s: %v", file, name, err)
@@ -285,7 +305,8 @@ func (p *pod) exited() bool {
 	}
 }
 
-// stop ends a pod's process group: SIGTERM, then SIGKILL after the timeout.
+// stop ends a pod's process group: SIGTERM, then SIGKILL after its grace
+// period.
 func (k *kubelet) stop(p *pod) {
 	if p.exited() || p.cmd == nil || p.cmd.Process == nil {
 		return
@@ -294,8 +315,8 @@ func (k *kubelet) stop(p *pod) {
 	syscall.Kill(-pid, syscall.SIGTERM)
 	select {
 	case <-p.done:
-	case <-time.After(k.stopTimeout):
-		k.logger.Printf("%s: %s (pid %d) ignored SIGTERM: killing", p.file, p.name, pid)
+	case <-time.After(p.grace):
+		k.logger.Printf("%s: %s (pid %d) still running %v after SIGTERM: killing", p.file, p.name, pid, p.grace)
 		syscall.Kill(-pid, syscall.SIGKILL)
 		<-p.done
 	}
