@@ -108,7 +108,7 @@ func (h *Host) waitSSHD(ctx context.Context, up bool) error {
 }
 
 // processes returns the controller-side pids of the host's processes whose
-// command name is comm.
+// command name is comm (every process if comm is "").
 func (h *Host) processes(comm string) ([]int, error) {
 	var ns syscall.Stat_t
 	if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/pid", h.initPID), &ns); err != nil {
@@ -126,6 +126,10 @@ func (h *Host) processes(comm string) ([]int, error) {
 		}
 		var s syscall.Stat_t
 		if syscall.Stat("/proc/"+e.Name()+"/ns/pid", &s) != nil || s.Dev != ns.Dev || s.Ino != ns.Ino {
+			continue
+		}
+		if comm == "" {
+			pids = append(pids, pid)
 			continue
 		}
 		c, err := os.ReadFile("/proc/" + e.Name() + "/comm")

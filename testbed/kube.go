@@ -82,8 +82,10 @@ func installBinaries(ctx context.Context, o *Options, bin string) error {
 	}
 	tools := map[string]string{"testbed/hostinit": "kplay-hostinit"}
 	if o.Kube {
-		tools["testbed/standin/apiserver"] = "kube-apiserver"
 		tools["testbed/standin/kubelet"] = "kplay-kubelet"
+		if !o.Real {
+			tools["testbed/standin/apiserver"] = "kube-apiserver"
+		}
 	}
 	for pkg, as := range tools {
 		p, err := buildTool(ctx, mod, pkg)
@@ -96,6 +98,11 @@ func installBinaries(ctx context.Context, o *Options, bin string) error {
 	}
 	if !o.Kube {
 		return nil
+	}
+	if o.Real {
+		if err := installRealBinaries(ctx, o, mod, bin); err != nil {
+			return err
+		}
 	}
 	kubeadm := o.Kubeadm
 	if kubeadm == "" {
@@ -139,6 +146,11 @@ func (b *Bed) setupKube(ctx context.Context, o *Options, t0 time.Time) error {
 	err = parallel(ctx, len(b.Hosts), max(2, runtime.NumCPU()), func(ctx context.Context, i int) error {
 		h := b.Hosts[i]
 		script := "kubeadm init phase kubeconfig all" + cfg + " && kubeadm init phase control-plane apiserver" + cfg
+		if o.Real {
+			// kubeadm's own etcd manifest; its extraArgs (kubeadm-config.yaml)
+			// name every member.
+			script += " && kubeadm init phase etcd local" + cfg
+		}
 		if i > 0 {
 			for _, f := range shared {
 				if err := copyFile(first.Path("/etc/kubernetes/pki/"+f), h.Path("/etc/kubernetes/pki/"+f)); err != nil {
@@ -161,6 +173,9 @@ func (b *Bed) setupKube(ctx context.Context, o *Options, t0 time.Time) error {
 		return err
 	}
 	o.logf("testbed %s: kubeadm done on every host after %v", b.st.Prefix, time.Since(t0).Round(time.Millisecond))
+	if o.Real {
+		return b.waitReal(ctx, o, t0)
+	}
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
 	waitCtx, cancel := context.WithTimeout(ctx, readyTimeout)

@@ -55,6 +55,9 @@ func Start(ctx context.Context, o Options) (*Bed, error) {
 	if o.KubeletPeriod <= 0 {
 		o.KubeletPeriod = defaultKubeletPeriod
 	}
+	if o.Real {
+		o.Kube = true
+	}
 	if o.CertValidity < 0 {
 		return nil, fmt.Errorf("testbed: negative CertValidity %v", o.CertValidity)
 	}
@@ -293,6 +296,11 @@ func (b *Bed) prepareFiles(ctx context.Context, o *Options) error {
 	})
 	if err != nil {
 		return err
+	}
+	if o.Real {
+		if err := writeRealKubeadmConfigs(o, st); err != nil {
+			return err
+		}
 	}
 	if err := writeFileAtomic(st.KnownHostsPath, []byte(strings.Join(knownHosts, "")), 0o644); err != nil {
 		return err

@@ -62,6 +62,18 @@ type Options struct {
 	// Kube makes every host a kubeadm control-plane node sharing one set of CAs,
 	// with a kubelet stand-in running a kube-apiserver stand-in on :6443.
 	Kube bool
+	// Real (implies Kube) runs a real control plane instead of the apiserver
+	// stand-in: every host runs real etcd and a real kube-apiserver, both
+	// built from the Go module proxy (testbed/build) and started by the
+	// kubelet stand-in from kubeadm's own static pod manifests; the etcds form
+	// one cluster naming every host. Start returns once every etcd is healthy
+	// and every apiserver ready, with admin.conf's group bound to
+	// cluster-admin as kubeadm init binds it.
+	Real bool
+	// Etcd and KubeAPIServer are the binaries Real uses. Default:
+	// $KPLAY_ETCD and $KPLAY_KUBE_APISERVER, else what testbed/build/etcd.sh
+	// and k8s.sh print (they build and cache them).
+	Etcd, KubeAPIServer string
 	// CertValidity is kubeadm's certificateValidityPeriod for leaf
 	// certificates (e.g. 48h); 0 means kubeadm's default (one year).
 	CertValidity time.Duration
