@@ -71,6 +71,9 @@ type ConnectError struct {
 
 // Error names the host and the phase.
 func (e *ConnectError) Error() string {
+	if msg := e.Err.Error(); strings.HasPrefix(msg, e.Phase+": ") {
+		return e.Host + ": " + msg // "become: become: ..." reads as a stutter
+	}
 	return fmt.Sprintf("%s: %s: %v", e.Host, e.Phase, e.Err)
 }
 
