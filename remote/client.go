@@ -460,9 +460,11 @@ func (c *Client) wrap(tag, cmd string) string {
 // stops what it finds, so nothing can fork a new child between the scan and
 // the kill, and passes repeat until one finds nothing.
 func killScript(tag string) string {
+	// One grep per pass reads every environment (a grep per process takes
+	// seconds on a busy host); -z -x -F matches one whole NAME=VALUE entry.
 	return `t=` + Quote("KPLAY_CMD="+tag) + `; n=0; while [ $n -lt 20 ]; do n=$((n+1)); found=; ` +
-		`for f in /proc/[0-9]*/environ; do if grep -qzx -- "$t" "$f" 2>/dev/null; then p=${f#/proc/}; p=${p%/environ}; ` +
-		`kill -STOP "$p" 2>/dev/null && found="$found $p"; fi; done; ` +
+		`for f in $(grep -lzxF -- "$t" /proc/[0-9]*/environ 2>/dev/null); do p=${f#/proc/}; p=${p%/environ}; ` +
+		`kill -STOP "$p" 2>/dev/null && found="$found $p"; done; ` +
 		`[ -n "$found" ] || break; kill -KILL $found 2>/dev/null; done; true`
 }
 
