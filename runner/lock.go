@@ -204,16 +204,19 @@ const lockHeld = "held"
 func acquireLock(ctx context.Context, c Conn, host string, opts LockOptions, self Holder) (*hostLock, error) {
 	d := opts.Dir
 	for attempt := 0; attempt < 2; attempt++ {
-		script := `set -u; umask 077; d=` + remote.Quote(d) + `
+		// The holder goes in the script (quoted), not on stdin: a command
+		// without stdin runs in the connection's long-lived shell instead
+		// of a session of its own (remote/shell.go).
+		script := `set -u; umask 077; d=` + remote.Quote(d) + `; holder=` + remote.Quote(self.encode()) + `
 mkdir -p "$(dirname "$d")" || exit 1
 if mkdir "$d" 2>/dev/null; then
-  { cat > "$d/holder.tmp" && mv -f "$d/holder.tmp" "$d/holder"; } || { rm -rf "$d"; echo "writing $d/holder failed" >&2; exit 1; }
+  { printf '%s' "$holder" > "$d/holder.tmp" && mv -f "$d/holder.tmp" "$d/holder"; } || { rm -rf "$d"; echo "writing $d/holder failed" >&2; exit 1; }
   echo acquired; exit 0
 fi
 [ -d "$d" ] || { echo "cannot create $d" >&2; exit 1; }
 now=$(date +%s); m=$(stat -c %Y "$d/holder" 2>/dev/null || stat -c %Y "$d")
 echo ` + lockHeld + `; echo "age=$((now - m))"; cat "$d/holder" 2>/dev/null; exit 0`
-		out, err := c.RunInput(ctx, script, []byte(self.encode()))
+		out, err := c.Run(ctx, script)
 		if err != nil {
 			return nil, &LockError{Host: host, Dir: d, Err: err}
 		}
