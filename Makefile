@@ -1,6 +1,7 @@
 # kplay: everything a fresh machine needs goes through these targets.
 #   make test   every test: lint, unit, and integration tests on real sshd hosts
 #   make demo   start 3 local kubeadm test hosts and renew their certificates
+#   make bench  kplay vs ansible-playbook vs plain OpenSSH on 3, 30, 100 test hosts
 SHELL   := /bin/bash
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -40,6 +41,16 @@ demo: deps build
 
 demo-down:
 	$(GO) run ./testbed/cmd/kplay-testbed down --dir $(DEMO_DIR)
+
+## bench: kplay against ansible-playbook and plain OpenSSH on 3, 30 and 100
+## local test hosts; prints the ratios and writes bench/RESULTS.md. Long
+## (tens of minutes), so not part of make test. Installs ansible-core and
+## GNU time if missing. BENCH_FLAGS go to bench/cmd/kplay-bench, e.g.
+## make bench BENCH_FLAGS='-n 3,30 -runs 3'.
+BENCH_FLAGS ?=
+bench: build
+	@KPLAY_BENCH=1 bash .ci/deps.sh
+	$(GO) run ./bench/cmd/kplay-bench -kplay bin/kplay -out bench/RESULTS.md $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin

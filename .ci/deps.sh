@@ -14,6 +14,7 @@ command -v sudo >/dev/null 2>&1 || need+=(sudo)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ "${KPLAY_BENCH:-}" = 1 ]; then
   command -v ansible-playbook >/dev/null 2>&1 || need+=(ansible-core)
+  [ -x /usr/bin/time ] || need+=(time)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -1,0 +1,370 @@
+// Package bench measures kplay against ansible-playbook and plain OpenSSH
+// (one multiplexed connection per host, each step a separate ssh call) on N
+// real local test hosts (package testbed, the same hosts the integration
+// tests use), and writes bench/RESULTS.md. `make bench` runs it through
+// bench/cmd/kplay-bench.
+//
+// Every contender runs the same five read-only steps on every host. Rounds
+// are interleaved (each round runs every contender once, in a rotating
+// order); the first rounds are a warm-up and the medians of the rest are
+// reported, with the counts of TCP connections and SSH authentications each
+// host's sshd logged, the controller-side CPU and peak RSS, and the CPU
+// spent inside the hosts.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kplay/kplay/testbed"
+)
+
+// Step is one of the benchmark's commands.
+type Step struct {
+	// Name is the step's name (one word: kplay's text output is parsed).
+	Name string
+	// Cmd is the shell command.
+	Cmd string
+}
+
+// Steps returns the five read-only steps every contender runs on every host.
+func Steps() []Step {
+	return []Step{
+		{"date", "date +%s"},
+		{"ls-pki", "ls /etc/kubernetes/pki"},
+		{"apiserver-enddate", "openssl x509 -in /etc/kubernetes/pki/apiserver.crt -noout -enddate"},
+		{"kubeadm-version", "kubeadm version -o short"},
+		{"uname", "uname -r"},
+	}
+}
+
+// checkOutput verifies one step's output (its last line for kplay).
+func checkOutput(step int, out string, now time.Time) error {
+	out = strings.TrimSpace(out)
+	switch step {
+	case 0:
+		n, err := strconv.ParseInt(out, 10, 64)
+		if err != nil {
+			return fmt.Errorf("date: %q is not a number", out)
+		}
+		if d := time.Since(time.Unix(n, 0)); d > 10*time.Minute || d < -time.Minute {
+			return fmt.Errorf("date: %q is %v away from now", out, d)
+		}
+	case 1:
+		if !strings.Contains(out, "apiserver.crt") && !strings.Contains(out, "sa.pub") {
+			return fmt.Errorf("ls: %q lists no kubeadm PKI file", out)
+		}
+	case 2:
+		if !strings.HasPrefix(out, "notAfter=") {
+			return fmt.Errorf("openssl: %q is not notAfter=...", out)
+		}
+	case 3:
+		if out != testbed.KubernetesVersion {
+			return fmt.Errorf("kubeadm version: %q, want %s", out, testbed.KubernetesVersion)
+		}
+	case 4:
+		if out == "" {
+			return errors.New("uname -r: empty")
+		}
+	}
+	return nil
+}
+
+// Contender names.
+const (
+	Kplay   = "kplay"
+	Ansible = "ansible"
+	OpenSSH = "openssh"
+)
+
+// Config says what to measure.
+type Config struct {
+	// Sizes are the numbers of hosts, e.g. 3, 30, 100.
+	Sizes []int
+	// Runs is the number of measured rounds (the median is reported).
+	Runs int
+	// Warmup is the number of rounds run first and not counted.
+	Warmup int
+	// Contenders to run; default kplay, ansible, openssh.
+	Contenders []string
+	// KplayBin is the kplay binary.
+	KplayBin string
+	// FullKubeMax: beds of at most this many hosts get the full kube set-up
+	// (kubeadm per host, apiserver stand-ins); larger ones the light one
+	// (one PKI copied to all, see testbed.Bed.AddKubeLite).
+	FullKubeMax int
+	// AnsibleStrategy is ansible's strategy plugin (linear or free).
+	AnsibleStrategy string
+	// CmdCPULoops is how many times each command runs to measure its own
+	// CPU; default 20.
+	CmdCPULoops int
+	// WorkDir holds generated playbooks and inventories; default a temp dir.
+	WorkDir string
+	// Logf receives progress.
+	Logf func(format string, args ...any)
+}
+
+// Measurement is one run of one contender on one bed.
+type Measurement struct {
+	// Wall is the wall time of the whole run, connection set-up included.
+	Wall time.Duration
+	// CtlCPU is the CPU (user+system) the contender used on the controller,
+	// including its child processes and background ssh masters.
+	CtlCPU time.Duration
+	// MaxRSSKiB is the contender's peak resident set size, from GNU time
+	// (kplay itself; the largest process of ansible-playbook's tree); 0
+	// for openssh, whose processes are many small ssh clients.
+	MaxRSSKiB int64
+	// HostCPU is the CPU used inside the hosts during the run: sshd, the
+	// login shells and the commands.
+	HostCPU time.Duration
+	// Conns and Auths are per-host counts of "Connection from" and
+	// "Accepted publickey" lines the hosts' sshd logged during the run: the
+	// minimum and maximum over the hosts.
+	Conns, Auths [2]int
+	// Sessions is the per-host count of sessions ("Starting session:"
+	// lines): min and max over the hosts.
+	Sessions [2]int
+	// StepTimes are, per step, the per-host durations where the contender
+	// reports them (kplay, openssh).
+	StepTimes [][]time.Duration
+	// Connect are the per-host times to set up the connection, where the
+	// contender reports them (openssh: the ControlMaster).
+	Connect []time.Duration
+}
+
+// SizeResult is every measurement on one bed.
+type SizeResult struct {
+	N int
+	// Setup describes the bed ("kube" or "kube-lite").
+	Setup string
+	// Runs are the measured runs per contender (warm-up excluded).
+	Runs map[string][]Measurement
+	// CmdCPU is the CPU the five commands themselves cost on one host,
+	// per step, measured inside a host without SSH.
+	CmdCPU []time.Duration
+	// Cores is the number of CPUs the controller and the hosts share.
+	Cores int
+}
+
+// Results is a whole benchmark.
+type Results struct {
+	Config  Config
+	Started time.Time
+	Sizes   []*SizeResult
+	Machine Machine
+}
+
+func (c *Config) defaults() {
+	if c.Runs <= 0 {
+		c.Runs = 5
+	}
+	if c.Warmup < 0 {
+		c.Warmup = 0
+	}
+	if len(c.Contenders) == 0 {
+		c.Contenders = []string{Kplay, Ansible, OpenSSH}
+	}
+	if c.CmdCPULoops <= 0 {
+		c.CmdCPULoops = 20
+	}
+	if c.AnsibleStrategy == "" {
+		c.AnsibleStrategy = "linear"
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+}
+
+// Run runs the benchmark. Beds are started and torn down one size at a time.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	cfg.defaults()
+	if _, err := os.Stat(gnuTime); err != nil {
+		return nil, fmt.Errorf("bench: %s (GNU time, for peak RSS): %w (make bench installs it)", gnuTime, err)
+	}
+	if slices.Contains(cfg.Contenders, Kplay) {
+		abs, err := filepath.Abs(cfg.KplayBin)
+		if err != nil {
+			return nil, fmt.Errorf("bench: kplay binary: %w", err)
+		}
+		cfg.KplayBin = abs
+		if _, err := os.Stat(cfg.KplayBin); err != nil {
+			return nil, fmt.Errorf("bench: kplay binary: %w", err)
+		}
+	}
+	work := cfg.WorkDir
+	if work == "" {
+		d, err := os.MkdirTemp("", "kplay-bench-")
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		defer os.RemoveAll(d)
+		work = d
+	}
+	res := &Results{Config: cfg, Started: time.Now(), Machine: describeMachine(ctx, cfg)}
+	for _, n := range cfg.Sizes {
+		sr, err := runSize(ctx, cfg, n, filepath.Join(work, fmt.Sprintf("n%d", n)))
+		if err != nil {
+			return res, fmt.Errorf("bench: N=%d: %w", n, err)
+		}
+		res.Sizes = append(res.Sizes, sr)
+	}
+	res.Machine.LoadAfter = loadAvg()
+	return res, nil
+}
+
+// runSize starts a bed of n hosts and measures every contender on it.
+func runSize(ctx context.Context, cfg Config, n int, dir string) (sr *SizeResult, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	sr = &SizeResult{N: n, Runs: map[string][]Measurement{}, Cores: runtime.NumCPU()}
+	opts := testbed.Options{Hosts: n, KeyAlgorithm: "ECDSA-P256", Logf: cfg.Logf}
+	full := n <= cfg.FullKubeMax
+	if full {
+		opts.Kube = true
+		sr.Setup = "kube"
+	} else {
+		sr.Setup = "kube-lite"
+	}
+	cfg.Logf("N=%d: starting %d hosts (%s)", n, n, sr.Setup)
+	bed, err := testbed.Start(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := bed.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	if !full {
+		if err := bed.AddKubeLite(ctx, testbed.KubeLiteOptions{KeyAlgorithm: "ECDSA-P256"}); err != nil {
+			return nil, err
+		}
+	}
+	env, err := newEnv(cfg, bed, dir)
+	if err != nil {
+		return nil, err
+	}
+	t := time.Now()
+	if sr.CmdCPU, err = commandCPU(ctx, bed.Hosts[0], cfg.CmdCPULoops); err != nil {
+		return nil, err
+	}
+	cfg.Logf("N=%d: commands' own CPU %v (measured in %v)", n, sr.CmdCPU, time.Since(t).Round(time.Millisecond))
+	var cs []contender
+	for _, name := range cfg.Contenders {
+		c, err := newContender(name, env)
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	rounds := cfg.Warmup + cfg.Runs
+	for r := 0; r < rounds; r++ {
+		for i := range cs {
+			c := cs[(i+r)%len(cs)]
+			m, err := measure(ctx, env, c)
+			if err != nil {
+				return nil, fmt.Errorf("%s, round %d: %w", c.name(), r+1, err)
+			}
+			tag := "warm-up"
+			if r >= cfg.Warmup {
+				tag = fmt.Sprintf("run %d/%d", r-cfg.Warmup+1, cfg.Runs)
+				sr.Runs[c.name()] = append(sr.Runs[c.name()], m)
+			}
+			cfg.Logf("N=%d %-8s %-9s %8.3fs  conns/host %v auths/host %v sessions/host %v  ctl cpu %.2fs  host cpu %.2fs  rss %d MiB  (load %s)",
+				n, c.name(), tag, m.Wall.Seconds(), m.Conns, m.Auths, m.Sessions, m.CtlCPU.Seconds(), m.HostCPU.Seconds(), m.MaxRSSKiB>>10, loadAvg())
+		}
+	}
+	return sr, nil
+}
+
+// contender is one way to run the steps on every host.
+type contender interface {
+	name() string
+	// run runs the steps once on every host and returns what it measured
+	// itself (wall time, controller CPU, RSS, step times); measure adds the
+	// host-side figures.
+	run(ctx context.Context) (Measurement, error)
+}
+
+// newContender returns the named contender.
+func newContender(name string, env *env) (contender, error) {
+	switch name {
+	case Kplay:
+		return newKplay(env)
+	case Ansible:
+		return newAnsible(env)
+	case OpenSSH:
+		return &openSSH{env: env}, nil
+	}
+	return nil, fmt.Errorf("unknown contender %q (want %s, %s or %s)", name, Kplay, Ansible, OpenSSH)
+}
+
+// measure runs c once and adds the hosts' view: sshd log counts and the
+// CPU used inside the hosts.
+func measure(ctx context.Context, env *env, c contender) (Measurement, error) {
+	logs := make([]int64, len(env.bed.Hosts))
+	for i, h := range env.bed.Hosts {
+		logs[i] = fileSize(h.Path(testbed.SSHDLog))
+	}
+	before, err := hostsCPU(ctx, env.bed, false)
+	if err != nil {
+		return Measurement{}, err
+	}
+	m, err := c.run(ctx)
+	if err != nil {
+		return m, err
+	}
+	// Wait until every connection's sshd has gone (and been reaped, which
+	// adds its CPU to the listener's children's times).
+	after, err := hostsCPU(ctx, env.bed, true)
+	if err != nil {
+		return m, err
+	}
+	m.HostCPU = after - before
+	m.Conns = [2]int{1 << 30, 0}
+	m.Auths = [2]int{1 << 30, 0}
+	m.Sessions = [2]int{1 << 30, 0}
+	for i, h := range env.bed.Hosts {
+		conns, auths, sessions, err := countLog(h.Path(testbed.SSHDLog), logs[i])
+		if err != nil {
+			return m, fmt.Errorf("host %s: %w", h.Name, err)
+		}
+		m.Conns = [2]int{min(m.Conns[0], conns), max(m.Conns[1], conns)}
+		m.Auths = [2]int{min(m.Auths[0], auths), max(m.Auths[1], auths)}
+		m.Sessions = [2]int{min(m.Sessions[0], sessions), max(m.Sessions[1], sessions)}
+	}
+	return m, nil
+}
+
+// fileSize returns the size of p, or 0.
+func fileSize(p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// countLog counts the connections, authentications and sessions sshd
+// logged in p after offset.
+func countLog(p string, offset int64) (conns, auths, sessions int, err error) {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("sshd log: %w", err)
+	}
+	if offset > int64(len(data)) {
+		offset = 0
+	}
+	s := string(data[offset:])
+	return strings.Count(s, "Connection from "), strings.Count(s, "Accepted publickey"), strings.Count(s, "Starting session: "), nil
+}

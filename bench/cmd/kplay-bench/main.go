@@ -1,0 +1,80 @@
+// Command kplay-bench compares kplay with ansible-playbook and plain
+// OpenSSH on local test hosts and writes bench/RESULTS.md (see package
+// bench). It needs root. `make bench` builds kplay and runs it:
+//
+//	kplay-bench -kplay bin/kplay -n 3,30,100 -runs 5 -warmup 1 -out bench/RESULTS.md
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kplay/kplay/bench"
+	"github.com/kplay/kplay/testbed"
+)
+
+func main() {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "kplay-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("kplay-bench", flag.ContinueOnError)
+	sizes := fs.String("n", "3,30,100", "numbers of hosts, comma-separated")
+	runs := fs.Int("runs", 5, "measured rounds per size (the median is reported)")
+	warmup := fs.Int("warmup", 1, "warm-up rounds per size, not counted")
+	kplayBin := fs.String("kplay", "bin/kplay", "the kplay binary")
+	out := fs.String("out", "bench/RESULTS.md", "where to write the results (empty: nowhere)")
+	contenders := fs.String("contenders", "kplay,ansible,openssh", "contenders, comma-separated")
+	fullKube := fs.Int("full-kube-max", 3, "beds of at most this many hosts get the full kubeadm set-up; larger ones one PKI copied to all")
+	strategy := fs.String("ansible-strategy", "linear", "ansible strategy plugin: linear or free")
+	verbose := fs.Bool("v", false, "print testbed progress")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg := bench.Config{
+		Runs: *runs, Warmup: *warmup, KplayBin: *kplayBin, FullKubeMax: *fullKube,
+		AnsibleStrategy: *strategy, Contenders: strings.Split(*contenders, ","),
+	}
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > testbed.MaxHosts {
+			return fmt.Errorf("-n: bad size %q (1..%d)", s, testbed.MaxHosts)
+		}
+		cfg.Sizes = append(cfg.Sizes, n)
+	}
+	start := time.Now()
+	cfg.Logf = func(format string, a ...any) {
+		line := fmt.Sprintf(format, a...)
+		if !*verbose && strings.HasPrefix(line, "testbed ") {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), line)
+	}
+	if reason := testbed.Missing(testbed.Options{}); reason != "" {
+		return fmt.Errorf("cannot run test hosts: %s", reason)
+	}
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Print(res.Summary())
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(res.Markdown()), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
+	}
+	return nil
+}

@@ -1,0 +1,355 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// stats summarises one contender's runs on one bed.
+type stats struct {
+	runs                   int
+	wall, wallMin, wallMax time.Duration
+	ctlCPU, hostCPU        time.Duration
+	rssMax, rssMedian      int64
+	connsMin, connsMax     int
+	authsMin, authsMax     int
+	sessMin, sessMax       int
+	steps                  []time.Duration // median per step over hosts and runs
+	connect                time.Duration   // median connection set-up, if known
+	walls                  []time.Duration
+}
+
+// summarise computes the stats of ms.
+func summarise(ms []Measurement, nsteps int) stats {
+	var s stats
+	if len(ms) == 0 {
+		return s
+	}
+	s.runs = len(ms)
+	var walls, ctl, host, connect []time.Duration
+	var rss []int64
+	s.connsMin, s.authsMin, s.sessMin = 1<<30, 1<<30, 1<<30
+	steps := make([][]time.Duration, nsteps)
+	for _, m := range ms {
+		walls = append(walls, m.Wall)
+		ctl = append(ctl, m.CtlCPU)
+		host = append(host, m.HostCPU)
+		rss = append(rss, m.MaxRSSKiB)
+		s.connsMin, s.connsMax = min(s.connsMin, m.Conns[0]), max(s.connsMax, m.Conns[1])
+		s.authsMin, s.authsMax = min(s.authsMin, m.Auths[0]), max(s.authsMax, m.Auths[1])
+		s.sessMin, s.sessMax = min(s.sessMin, m.Sessions[0]), max(s.sessMax, m.Sessions[1])
+		for i := range min(nsteps, len(m.StepTimes)) {
+			steps[i] = append(steps[i], m.StepTimes[i]...)
+		}
+		connect = append(connect, m.Connect...)
+	}
+	s.walls = walls
+	s.wall = median(walls)
+	s.wallMin, s.wallMax = slices.Min(walls), slices.Max(walls)
+	s.ctlCPU, s.hostCPU = median(ctl), median(host)
+	slices.Sort(rss)
+	s.rssMax, s.rssMedian = rss[len(rss)-1], rss[(len(rss)-1)/2]
+	for _, st := range steps {
+		s.steps = append(s.steps, median(st))
+	}
+	s.connect = median(connect)
+	return s
+}
+
+// stat returns the stats of contender c on sr.
+func (sr *SizeResult) stat(c string) stats { return summarise(sr.Runs[c], len(Steps())) }
+
+// cmdCPU is the CPU the five commands cost on all N hosts.
+func (sr *SizeResult) cmdCPU() time.Duration {
+	var one time.Duration
+	for _, d := range sr.CmdCPU {
+		one += d
+	}
+	return one * time.Duration(sr.N)
+}
+
+// Target is one of issue 5's targets and whether the benchmark met it.
+type Target struct {
+	Name   string
+	Detail string
+	Met    bool
+	// Known is false when the runs needed to judge it are missing.
+	Known bool
+}
+
+// Targets judges the targets on these results.
+func (r *Results) Targets() []Target {
+	var ts []Target
+	ratio := func(other string, limit float64, label string) {
+		t := Target{Name: label, Known: true, Met: true}
+		var parts []string
+		for _, sr := range r.Sizes {
+			k, o := sr.stat(Kplay), sr.stat(other)
+			if k.runs == 0 || o.runs == 0 {
+				t.Known = false
+				continue
+			}
+			q := k.wall.Seconds() / o.wall.Seconds()
+			ok := q <= limit
+			t.Met = t.Met && ok
+			parts = append(parts, fmt.Sprintf("N=%d: %.3f× %s", sr.N, q, mark(ok)))
+		}
+		t.Detail = strings.Join(parts, "; ")
+		t.Known = t.Known && len(parts) > 0
+		ts = append(ts, t)
+	}
+	ratio(Ansible, 1.0/8, "kplay ≤ 1/8 of Ansible's wall time at every N")
+	ratio(OpenSSH, 1.0, "kplay ≤ 1.0× the OpenSSH floor at every N")
+
+	// Fan-out: the largest N against the smallest, beyond the commands' own CPU.
+	var small, large *SizeResult
+	for _, sr := range r.Sizes {
+		if sr.stat(Kplay).runs == 0 {
+			continue
+		}
+		if small == nil || sr.N < small.N {
+			small = sr
+		}
+		if large == nil || sr.N > large.N {
+			large = sr
+		}
+	}
+	if small != nil && large != nil && large.N > small.N {
+		ts0, tl := small.stat(Kplay).wall, large.stat(Kplay).wall
+		cmd := large.cmdCPU() / time.Duration(large.Cores)
+		beyond := tl - cmd
+		ok := beyond <= 2*ts0
+		ts = append(ts, Target{
+			Name: fmt.Sprintf("at N=%d, ≤ 2× the N=%d time beyond the commands' own CPU", large.N, small.N),
+			Detail: fmt.Sprintf("%.3fs − %.3fs (%d hosts × %.1f ms of command CPU / %d cores) = %.3fs vs 2 × %.3fs = %.3fs %s",
+				tl.Seconds(), cmd.Seconds(), large.N, ms(large.cmdCPU()/time.Duration(large.N)), large.Cores,
+				beyond.Seconds(), ts0.Seconds(), 2*ts0.Seconds(), mark(ok)),
+			Met: ok, Known: true,
+		})
+	}
+	if large != nil {
+		k := large.stat(Kplay)
+		ok := k.rssMax <= 64<<10
+		ts = append(ts, Target{Name: fmt.Sprintf("kplay peak RSS ≤ 64 MiB at N=%d", large.N),
+			Detail: fmt.Sprintf("max over runs %.1f MiB (median %.1f MiB) %s", float64(k.rssMax)/1024, float64(k.rssMedian)/1024, mark(ok)),
+			Met:    ok, Known: true})
+	}
+	t := Target{Name: "kplay: exactly one TCP connection and one authentication per host per run", Met: true}
+	var parts []string
+	for _, sr := range r.Sizes {
+		k := sr.stat(Kplay)
+		if k.runs == 0 {
+			continue
+		}
+		t.Known = true
+		ok := k.connsMin == 1 && k.connsMax == 1 && k.authsMin == 1 && k.authsMax == 1
+		t.Met = t.Met && ok
+		parts = append(parts, fmt.Sprintf("N=%d: connections %s, authentications %s %s", sr.N,
+			span(k.connsMin, k.connsMax), span(k.authsMin, k.authsMax), mark(ok)))
+	}
+	t.Detail = strings.Join(parts, "; ")
+	ts = append(ts, t)
+	return ts
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "(met)"
+	}
+	return "(NOT met)"
+}
+
+func span(a, b int) string {
+	if a == b {
+		return fmt.Sprint(a)
+	}
+	return fmt.Sprintf("%d–%d", a, b)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Summary is the console report: medians and wall-time ratios.
+func (r *Results) Summary() string {
+	var b strings.Builder
+	b.WriteString("\n" + r.table())
+	b.WriteString("\nTargets:\n")
+	for _, t := range r.Targets() {
+		state := "MET"
+		switch {
+		case !t.Known:
+			state = "not measured"
+		case !t.Met:
+			state = "NOT MET"
+		}
+		fmt.Fprintf(&b, "  [%s] %s: %s\n", state, t.Name, t.Detail)
+	}
+	return b.String()
+}
+
+// table is the main results table (Markdown, readable as text).
+func (r *Results) table() string {
+	var b strings.Builder
+	b.WriteString("| N | contender | median wall | min–max | kplay ÷ this | conns/host | auths/host | sessions/host | controller CPU | host CPU | peak RSS |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, sr := range r.Sizes {
+		k := sr.stat(Kplay)
+		for _, c := range r.Config.Contenders {
+			s := sr.stat(c)
+			if s.runs == 0 {
+				continue
+			}
+			ratio := "–"
+			if k.runs > 0 && c != Kplay {
+				ratio = fmt.Sprintf("%.3f (%.1f×)", k.wall.Seconds()/s.wall.Seconds(), s.wall.Seconds()/k.wall.Seconds())
+			}
+			rss := "–"
+			if s.rssMax > 0 {
+				rss = fmt.Sprintf("%.1f MiB", float64(s.rssMax)/1024)
+			}
+			fmt.Fprintf(&b, "| %d | %s | %.3f s | %.3f–%.3f s | %s | %s | %s | %s | %.2f s | %.2f s | %s |\n",
+				sr.N, c, s.wall.Seconds(), s.wallMin.Seconds(), s.wallMax.Seconds(), ratio,
+				span(s.connsMin, s.connsMax), span(s.authsMin, s.authsMax), span(s.sessMin, s.sessMax),
+				s.ctlCPU.Seconds(), s.hostCPU.Seconds(), rss)
+		}
+	}
+	return b.String()
+}
+
+// Markdown renders RESULTS.md.
+func (r *Results) Markdown() string {
+	var b strings.Builder
+	m := r.Machine
+	b.WriteString("# kplay benchmark results\n\n")
+	fmt.Fprintf(&b, "Written by `make bench` (bench/cmd/kplay-bench) on %s. Sizes: %s; %d warm-up round(s), then the median of %d.\n\n",
+		r.Started.UTC().Format("2006-01-02 15:04 MST"), sizes(r), r.Config.Warmup, r.Config.Runs)
+	b.WriteString("## Results\n\n")
+	b.WriteString(r.table())
+	b.WriteString("\n`kplay ÷ this` is kplay's median wall time divided by the contender's (in brackets: how many times faster kplay is). " +
+		"`conns/host`, `auths/host` and `sessions/host` are the `Connection from`, `Accepted publickey` and `Starting session:` lines each host's sshd logged during one run " +
+		"(min–max over hosts and runs). `controller CPU` is user+system CPU on the controller (the contender, its children and its " +
+		"background ssh masters); `host CPU` is CPU spent inside all the hosts (sshd, login shells, the commands). `peak RSS` is GNU time's " +
+		"maximum resident set size (kplay itself; the largest process of ansible-playbook's tree), the maximum over the runs; " +
+		"not measured for the many small ssh clients of the floor.\n\n")
+	b.WriteString("All runs, in seconds (measured rounds, in order):\n\n")
+	for _, sr := range r.Sizes {
+		for _, c := range r.Config.Contenders {
+			s := sr.stat(c)
+			if s.runs == 0 {
+				continue
+			}
+			var ws []string
+			for _, w := range s.walls {
+				ws = append(ws, fmt.Sprintf("%.3f", w.Seconds()))
+			}
+			fmt.Fprintf(&b, "- N=%d %s: %s\n", sr.N, c, strings.Join(ws, ", "))
+		}
+	}
+	b.WriteString("\n## Targets (issue 5)\n\n")
+	for _, t := range r.Targets() {
+		state := "met"
+		switch {
+		case !t.Known:
+			state = "not measured"
+		case !t.Met:
+			state = "**NOT met**"
+		}
+		fmt.Fprintf(&b, "- %s: %s. %s\n", t.Name, state, t.Detail)
+	}
+	b.WriteString("\n## Per-step costs\n\n")
+	b.WriteString(r.stepTable())
+	b.WriteString("\n## Machine and versions\n\n")
+	fmt.Fprintf(&b, "- CPU: %s, %d cores shared by the controller and every host; memory %s\n", m.CPU, m.Cores, m.Memory)
+	fmt.Fprintf(&b, "- Kernel: %s\n", m.Kernel)
+	fmt.Fprintf(&b, "- Load average (1, 5, 15 min) before: %s; after: %s\n", m.LoadBefore, m.LoadAfter)
+	fmt.Fprintf(&b, "- %s; %s\n", m.Kplay, m.Go)
+	fmt.Fprintf(&b, "- %s (Debian); %s\n", m.Ansible, m.Python)
+	fmt.Fprintf(&b, "- %s (client and the hosts' sshd); %s\n", m.OpenSSH, m.OpenSSL)
+	fmt.Fprintf(&b, "- kubeadm %s (built from source by testbed/build/k8s.sh)\n", m.Kubeadm)
+	b.WriteString("\n## Method\n\n")
+	b.WriteString(method(r))
+	return b.String()
+}
+
+func sizes(r *Results) string {
+	var s []string
+	for _, sr := range r.Sizes {
+		s = append(s, fmt.Sprintf("%d (%s)", sr.N, sr.Setup))
+	}
+	return strings.Join(s, ", ")
+}
+
+// stepTable renders the per-step medians.
+func (r *Results) stepTable() string {
+	var b strings.Builder
+	b.WriteString("Median time of each step (over hosts and measured runs), and the CPU the command itself costs (measured inside a host, without SSH):\n\n")
+	b.WriteString("| N | step | kplay | OpenSSH floor (one `ssh` through the master) | command's own CPU |\n|---:|---|---:|---:|---:|\n")
+	for _, sr := range r.Sizes {
+		k, o := sr.stat(Kplay), sr.stat(OpenSSH)
+		if o.runs > 0 {
+			fmt.Fprintf(&b, "| %d | connect (ControlMaster set-up) | – | %.1f ms | – |\n", sr.N, ms(o.connect))
+		}
+		for i, st := range Steps() {
+			kv, ov := "–", "–"
+			if i < len(k.steps) && k.runs > 0 {
+				kv = fmt.Sprintf("%.1f ms", ms(k.steps[i]))
+			}
+			if i < len(o.steps) && o.runs > 0 {
+				ov = fmt.Sprintf("%.1f ms", ms(o.steps[i]))
+			}
+			cpu := "–"
+			if i < len(sr.CmdCPU) {
+				cpu = fmt.Sprintf("%.1f ms", ms(sr.CmdCPU[i]))
+			}
+			fmt.Fprintf(&b, "| %d | `%s` | %s | %s | %s |\n", sr.N, st.Cmd, kv, ov, cpu)
+		}
+	}
+	b.WriteString("\nkplay's step times are those it reports (`kplay run` text output, millisecond resolution); they exclude its connection set-up. " +
+		"Ansible does not time tasks without extra callback plugins (not in ansible-core).\n")
+	return b.String()
+}
+
+// method describes how the numbers were made.
+func method(r *Results) string {
+	var b strings.Builder
+	steps := Steps()
+	var cmds []string
+	for _, s := range steps {
+		cmds = append(cmds, "`"+s.Cmd+"`")
+	}
+	fmt.Fprintf(&b, "- **Work**: the same %d read-only steps on every host, in order: %s.\n", len(steps), strings.Join(cmds, ", "))
+	b.WriteString("- **Hosts**: N local test hosts from package `testbed` (the integration tests' hosts): one network namespace, " +
+		"PID/UTS/IPC/mount namespaces and Debian's real OpenSSH sshd per host, on one bridge. Beds marked `kube` are full kubeadm " +
+		"control-plane hosts (kubeadm per host, apiserver stand-ins running); `kube-lite` beds (testbed `AddKubeLite`) have kubeadm on " +
+		"PATH and one kubeadm PKI copied to every host, with no apiservers. The hosts share the controller's 2 cores: " +
+		"host-side work (sshd, shells, commands) competes with the contender for CPU.\n")
+	b.WriteString("- **kplay**: the built binary, `kplay run bench.yaml -i inventory.yaml --forks N` (text output, parsed and checked), " +
+		"one shell step per command.\n")
+	fmt.Fprintf(&b, "- **Ansible**: `ansible-playbook` from Debian's ansible-core with `forks = N`, `strategy = %s`, `pipelining = True`, "+
+		"`ControlMaster=auto`/`ControlPersist=60s` (a fresh ControlPath directory per run, so each run makes its own connections, "+
+		"and the masters are stopped after the run, outside the timing), `gather_facts: false`, `interpreter_python = /usr/bin/python3` "+
+		"(no interpreter discovery), no ssh compression (`-C` dropped from the default `ssh_args`), host keys checked against the "+
+		"bed's known_hosts (`StrictHostKeyChecking=yes`). Each step is an `ansible.builtin.command` task: the module Ansible users "+
+		"write for a command, which runs the command without a shell and reports rc/stdout; every host must end with ok=5, failed=0.\n",
+		r.Config.AnsibleStrategy)
+	b.WriteString("- **OpenSSH floor**: the bench driver starts, for every host at once, `ssh -M -f -N` with `ControlPersist=yes` " +
+		"(the master's connection set-up and authentication are inside the measured time, as kplay's are), then runs each step " +
+		"as a separate `ssh` through that master, in order; the run ends when the last host's last step has returned. The masters " +
+		"are stopped after the timing. Outputs are checked.\n")
+	b.WriteString("- **Fairness**: every contender runs with the same clean environment (`PATH` without pyenv shims, an empty `HOME`, " +
+		"`ssh -F /dev/null`), so no controller shell or ssh configuration slows or speeds any of them; the hosts have their own, empty " +
+		"`/root` (no `.bashrc`), so the login shell sshd runs each command with starts fast for all contenders; Python on the hosts " +
+		"is the system `/usr/bin/python3`.\n")
+	b.WriteString("- **Rounds**: interleaved: each round runs every contender once, the starting contender rotating from round to round; " +
+		"the first round(s) are a warm-up and not counted; each size reports the median of the measured rounds.\n")
+	b.WriteString("- **Counts**: each host's sshd runs with `LogLevel VERBOSE`; a run's `Connection from` lines are its TCP connections, " +
+		"its `Accepted publickey` lines its authentications.\n")
+	b.WriteString("- **CPU**: controller CPU from `wait4` rusage (children included) plus the background ssh masters' `/proc/PID/stat` " +
+		"times; host CPU from the hosts' sshd listeners' own and reaped children's times (and what each host's init reaped), " +
+		"read before the run and after every per-connection sshd of the run has exited.\n")
+	b.WriteString("- **Commands' own CPU**: each command run 20 times in a shell loop inside a host (nsenter, no SSH), minus an empty " +
+		"loop, divided by 20; the fan-out target subtracts N × (the five commands' CPU) / cores from the largest N's median.\n")
+	b.WriteString("- The machine is a shared VM: numbers move from run to run; compare medians and ratios, not single runs.\n")
+	return b.String()
+}
