@@ -64,7 +64,7 @@ func checkOutput(step int, out string, now time.Time) error {
 		}
 	case 2:
 		if !strings.HasPrefix(out, "notAfter=") {
-			return fmt.Errorf("openssl: %q is not notAfter=...", out)
+			return fmt.Errorf("openssl: %q does not start with notAfter=", out)
 		}
 	case 3:
 		if out != testbed.KubernetesVersion {
