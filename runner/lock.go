@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -207,8 +208,11 @@ func acquireLock(ctx context.Context, c Conn, host string, opts LockOptions, sel
 		// The holder goes in the script (quoted), not on stdin: a command
 		// without stdin runs in the connection's long-lived shell instead
 		// of a session of its own (remote/shell.go).
+		// The parent is computed here and made only when missing: no
+		// dirname and mkdir processes on every run.
+		parent := remote.Quote(path.Dir(path.Clean(d)))
 		script := `set -u; umask 077; d=` + remote.Quote(d) + `; holder=` + remote.Quote(self.encode()) + `
-mkdir -p "$(dirname "$d")" || exit 1
+[ -d ` + parent + ` ] || mkdir -p ` + parent + ` || exit 1
 if mkdir "$d" 2>/dev/null; then
   { printf '%s' "$holder" > "$d/holder.tmp" && mv -f "$d/holder.tmp" "$d/holder"; } || { rm -rf "$d"; echo "writing $d/holder failed" >&2; exit 1; }
   echo acquired; exit 0
@@ -275,7 +279,11 @@ func (l *hostLock) release(runID string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	_, err := l.conn.Run(ctx, `d=`+remote.Quote(l.dir)+`; if grep -qxF -- `+remote.Quote("run_id="+runID)+` "$d/holder" 2>/dev/null; then rm -rf "$d"; fi`)
+	// Shell built-ins match the holder line (as grep -qxF would): one
+	// process (rm) instead of two.
+	_, err := l.conn.Run(ctx, `d=`+remote.Quote(l.dir)+`; want=`+remote.Quote("run_id="+runID)+`; mine=
+{ while IFS= read -r l || [ -n "$l" ]; do [ "$l" = "$want" ] && mine=1; done < "$d/holder"; } 2>/dev/null
+if [ -n "$mine" ]; then rm -rf "$d"; fi`)
 	return err
 }
 
