@@ -109,7 +109,9 @@ type Config struct {
 	// WorkDir holds generated playbooks and inventories; default a temp dir.
 	WorkDir string
 	// Logf receives progress.
-	Logf func(format string, args ...any)
+	Logf func(format string, args ...any) `json:"-"`
+	// SizeDone, if set, is called with the results so far after each size.
+	SizeDone func(*Results) `json:"-"`
 }
 
 // Measurement is one run of one contender on one bed.
@@ -216,6 +218,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			return res, fmt.Errorf("bench: N=%d: %w", n, err)
 		}
 		res.Sizes = append(res.Sizes, sr)
+		res.Machine.LoadAfter = loadAvg()
+		if cfg.SizeDone != nil {
+			cfg.SizeDone(res)
+		}
 	}
 	res.Machine.LoadAfter = loadAvg()
 	return res, nil

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -40,6 +41,8 @@ func run(ctx context.Context, args []string) error {
 	fullKube := fs.Int("full-kube-max", 3, "beds of at most this many hosts get the full kubeadm set-up; larger ones one PKI copied to all")
 	strategy := fs.String("ansible-strategy", "linear", "ansible strategy plugin: linear or free")
 	verbose := fs.Bool("v", false, "print testbed progress")
+	save := fs.String("save", "bench/RESULTS.json", "where to save the raw results as JSON (empty: nowhere)")
+	from := fs.String("from", "", "render the results saved in this JSON file instead of measuring")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +57,17 @@ func run(ctx context.Context, args []string) error {
 		}
 		cfg.Sizes = append(cfg.Sizes, n)
 	}
+	if *from != "" {
+		data, err := os.ReadFile(*from)
+		if err != nil {
+			return err
+		}
+		var res bench.Results
+		if err := json.Unmarshal(data, &res); err != nil {
+			return fmt.Errorf("%s: %w", *from, err)
+		}
+		return report(&res, *out, "")
+	}
 	start := time.Now()
 	cfg.Logf = func(format string, a ...any) {
 		line := fmt.Sprintf(format, a...)
@@ -65,16 +79,46 @@ func run(ctx context.Context, args []string) error {
 	if reason := testbed.Missing(testbed.Options{}); reason != "" {
 		return fmt.Errorf("cannot run test hosts: %s", reason)
 	}
+	cfg.SizeDone = func(res *bench.Results) {
+		// Keep what was measured if a later size fails.
+		if err := saveJSON(res, *save); err != nil {
+			fmt.Fprintln(os.Stderr, "kplay-bench:", err)
+		}
+	}
 	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		if res != nil && len(res.Sizes) > 0 {
+			fmt.Fprintln(os.Stderr, "kplay-bench: reporting the sizes measured before the error")
+			_ = report(res, *out, *save)
+		}
+		return err
+	}
+	return report(res, *out, *save)
+}
+
+// report prints the summary and writes RESULTS.md and the raw JSON.
+func report(res *bench.Results, out, save string) error {
+	fmt.Print(res.Summary())
+	if err := saveJSON(res, save); err != nil {
+		return err
+	}
+	if out != "" {
+		if err := os.WriteFile(out, []byte(res.Markdown()), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s\n", out)
+	}
+	return nil
+}
+
+// saveJSON writes the raw results to path, if not empty.
+func saveJSON(res *bench.Results, path string) error {
+	if path == "" {
+		return nil
+	}
+	data, err := json.MarshalIndent(res, "", " ")
 	if err != nil {
 		return err
 	}
-	fmt.Print(res.Summary())
-	if *out != "" {
-		if err := os.WriteFile(*out, []byte(res.Markdown()), 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
-	}
-	return nil
+	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
