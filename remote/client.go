@@ -1,7 +1,9 @@
 // Package remote is kplay's SSH transport and the only user of goph.
 //
 // One Client is one SSH connection to one host, opened once and shared by
-// all that host's steps; every command gets its own session. The handshake
+// all that host's steps. Commands without stdin run one at a time in one
+// long-lived sh on the host (shell.go), each in its own `sh -c`; the others
+// get a session each. The handshake
 // is bounded, keepalives detect a dead peer, host keys are always verified,
 // and cancelling a command kills every process it started on the host.
 package remote
