@@ -195,8 +195,10 @@ func staleReason(h *Holder, self Holder, staleAfter time.Duration) string {
 type hostLock struct {
 	conn Conn
 	dir  string
-	stop chan struct{}
-	done chan struct{}
+	// rmParent is the lock's parent directory when this run created it.
+	rmParent string
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 const lockHeld = "held"
@@ -212,10 +214,10 @@ func acquireLock(ctx context.Context, c Conn, host string, opts LockOptions, sel
 		// dirname and mkdir processes on every run.
 		parent := remote.Quote(path.Dir(path.Clean(d)))
 		script := `set -u; umask 077; d=` + remote.Quote(d) + `; holder=` + remote.Quote(self.encode()) + `
-[ -d ` + parent + ` ] || mkdir -p ` + parent + ` || exit 1
+made=; [ -d ` + parent + ` ] || { mkdir -p ` + parent + ` || exit 1; made=1; }
 if mkdir "$d" 2>/dev/null; then
-  { printf '%s' "$holder" > "$d/holder.tmp" && mv -f "$d/holder.tmp" "$d/holder"; } || { rm -rf "$d"; echo "writing $d/holder failed" >&2; exit 1; }
-  echo acquired; exit 0
+  { printf '%s' "$holder" > "$d/holder.tmp" && mv -f "$d/holder.tmp" "$d/holder"; } || { rm -rf "$d"; [ -z "$made" ] || rmdir ` + parent + `; echo "writing $d/holder failed" >&2; exit 1; }
+  echo acquired${made:+ parent}; exit 0
 fi
 [ -d "$d" ] || { echo "cannot create $d" >&2; exit 1; }
 now=$(date +%s); m=$(stat -c %Y "$d/holder" 2>/dev/null || stat -c %Y "$d")
@@ -225,8 +227,14 @@ echo ` + lockHeld + `; echo "age=$((now - m))"; cat "$d/holder" 2>/dev/null; exi
 			return nil, &LockError{Host: host, Dir: d, Err: err}
 		}
 		first, rest, _ := strings.Cut(string(out), "\n")
-		if first == "acquired" {
+		switch first {
+		case "acquired":
 			return &hostLock{conn: c, dir: d}, nil
+		case "acquired parent":
+			// The lock's parent did not exist: release removes it again
+			// if still empty, so a host the run never changed is left
+			// exactly as it was.
+			return &hostLock{conn: c, dir: d, rmParent: path.Dir(path.Clean(d))}, nil
 		}
 		if first != lockHeld {
 			return nil, &LockError{Host: host, Dir: d, Err: fmt.Errorf("unexpected answer %q", out)}
@@ -279,11 +287,15 @@ func (l *hostLock) release(runID string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	rmdir := ""
+	if l.rmParent != "" {
+		rmdir = "\nrmdir " + remote.Quote(l.rmParent) + " 2>/dev/null; true"
+	}
 	// Shell built-ins match the holder line (as grep -qxF would): one
 	// process (rm) instead of two.
 	_, err := l.conn.Run(ctx, `d=`+remote.Quote(l.dir)+`; want=`+remote.Quote("run_id="+runID)+`; mine=
 { while IFS= read -r l || [ -n "$l" ]; do [ "$l" = "$want" ] && mine=1; done < "$d/holder"; } 2>/dev/null
-if [ -n "$mine" ]; then rm -rf "$d"; fi`)
+if [ -n "$mine" ]; then rm -rf "$d"; fi`+rmdir)
 	return err
 }
 

@@ -103,6 +103,21 @@ func TestLockScripts(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("lock not released: %v", err)
 	}
+	// The run made the lock's parent, so it removed it again.
+	if _, err := os.Stat(filepath.Dir(dir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the lock's parent, made by this run, was left: %v", err)
+	}
+	// A parent that existed before is kept.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := acquireLock(ctx, c, "h1", LockOptions{Dir: dir}, a); err != nil || l.release("run-a") != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(dir)); err != nil {
+		t.Errorf("a parent that existed before was removed: %v", err)
+	}
+	_ = os.Remove(filepath.Dir(dir))
 	// A stale lock (old heartbeat, other controller) is cleared only with Break.
 	if _, err := acquireLock(ctx, c, "h1", LockOptions{Dir: dir}, a); err != nil {
 		t.Fatal(err)
