@@ -103,6 +103,9 @@ type Config struct {
 	FullKubeMax int
 	// AnsibleStrategy is ansible's strategy plugin (linear or free).
 	AnsibleStrategy string
+	// TransportReps is how many times each transport operation is
+	// measured on one host of the first size; 0 means 20, <0 none.
+	TransportReps int
 	// CmdCPULoops is how many times each command runs to measure its own
 	// CPU; default 20.
 	CmdCPULoops int
@@ -155,6 +158,9 @@ type SizeResult struct {
 	CmdCPU []time.Duration
 	// Cores is the number of CPUs the controller and the hosts share.
 	Cores int
+	// Transport are per-operation costs measured on one idle host (first
+	// size only).
+	Transport []Op
 }
 
 // Results is a whole benchmark.
@@ -174,6 +180,9 @@ func (c *Config) defaults() {
 	}
 	if len(c.Contenders) == 0 {
 		c.Contenders = []string{Kplay, Ansible, OpenSSH}
+	}
+	if c.TransportReps == 0 {
+		c.TransportReps = 20
 	}
 	if c.CmdCPULoops <= 0 {
 		c.CmdCPULoops = 20
@@ -213,7 +222,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	res := &Results{Config: cfg, Started: time.Now(), Machine: describeMachine(ctx, cfg)}
 	for _, n := range cfg.Sizes {
-		sr, err := runSize(ctx, cfg, n, filepath.Join(work, fmt.Sprintf("n%d", n)))
+		sr, err := runSize(ctx, cfg, n, filepath.Join(work, fmt.Sprintf("n%d", n)), len(res.Sizes) == 0)
 		if err != nil {
 			return res, fmt.Errorf("bench: N=%d: %w", n, err)
 		}
@@ -228,7 +237,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 }
 
 // runSize starts a bed of n hosts and measures every contender on it.
-func runSize(ctx context.Context, cfg Config, n int, dir string) (sr *SizeResult, err error) {
+func runSize(ctx context.Context, cfg Config, n int, dir string, first bool) (sr *SizeResult, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -265,6 +274,13 @@ func runSize(ctx context.Context, cfg Config, n int, dir string) (sr *SizeResult
 		return nil, err
 	}
 	cfg.Logf("N=%d: commands' own CPU %v (measured in %v)", n, sr.CmdCPU, time.Since(t).Round(time.Millisecond))
+	if first && cfg.TransportReps > 0 {
+		t := time.Now()
+		if sr.Transport, err = transportCosts(ctx, env, cfg.TransportReps); err != nil {
+			return nil, fmt.Errorf("transport costs: %w", err)
+		}
+		cfg.Logf("N=%d: transport costs measured in %v", n, time.Since(t).Round(time.Millisecond))
+	}
 	var cs []contender
 	for _, name := range cfg.Contenders {
 		c, err := newContender(name, env)

@@ -36,7 +36,7 @@ func TestBenchQuick(t *testing.T) {
 	}
 	res, err := Run(t.Context(), Config{
 		Sizes: []int{2}, Runs: 1, Warmup: 0, Contenders: contenders, KplayBin: bin,
-		FullKubeMax: 0, CmdCPULoops: 2, WorkDir: t.TempDir(), Logf: t.Logf,
+		FullKubeMax: 0, CmdCPULoops: 2, TransportReps: 2, WorkDir: t.TempDir(), Logf: t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +74,14 @@ func TestBenchQuick(t *testing.T) {
 	for i, st := range k.StepTimes {
 		if len(st) != 2 {
 			t.Errorf("kplay step %d: %d host times, want 2", i, len(st))
+		}
+	}
+	if len(sr.Transport) != 5 {
+		t.Errorf("transport costs: %d operations, want 5: %+v", len(sr.Transport), sr.Transport)
+	}
+	for _, o := range sr.Transport {
+		if o.Wall <= 0 {
+			t.Errorf("transport %q: wall %v", o.Name, o.Wall)
 		}
 	}
 	if len(sr.CmdCPU) != len(Steps()) {

@@ -311,6 +311,16 @@ func (r *Results) stepTable() string {
 			fmt.Fprintf(&b, "| %d | `%s` | %s | %s | %s |\n", sr.N, st.Cmd, kv, ov, cpu)
 		}
 	}
+	for _, sr := range r.Sizes {
+		if len(sr.Transport) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\nTransport costs, one operation at a time on one idle host of the N=%d bed (median wall time; mean CPU per operation):\n\n", sr.N)
+		b.WriteString("| operation | wall | host CPU | controller CPU |\n|---|---:|---:|---:|\n")
+		for _, o := range sr.Transport {
+			fmt.Fprintf(&b, "| %s | %.1f ms | %.1f ms | %.1f ms |\n", o.Name, ms(o.Wall), ms(o.HostCPU), ms(o.CtlCPU))
+		}
+	}
 	b.WriteString("\nkplay's step times are those it reports (`kplay run` text output, millisecond resolution); they exclude its connection set-up. " +
 		"Ansible does not time tasks without extra callback plugins (not in ansible-core).\n")
 	return b.String()
