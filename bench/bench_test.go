@@ -76,8 +76,8 @@ func TestBenchQuick(t *testing.T) {
 			t.Errorf("kplay step %d: %d host times, want 2", i, len(st))
 		}
 	}
-	if len(sr.Transport) != 5 {
-		t.Errorf("transport costs: %d operations, want 5: %+v", len(sr.Transport), sr.Transport)
+	if len(sr.Transport) != 10 {
+		t.Errorf("transport costs: %d operations, want 10: %+v", len(sr.Transport), sr.Transport)
 	}
 	for _, o := range sr.Transport {
 		if o.Wall <= 0 {

@@ -263,6 +263,8 @@ func (r *Results) Markdown() string {
 		}
 		fmt.Fprintf(&b, "- %s: %s. %s\n", t.Name, state, t.Detail)
 	}
+	b.WriteString("\n## How kplay gets there\n\n")
+	b.WriteString(design)
 	b.WriteString("\n## Per-step costs\n\n")
 	b.WriteString(r.stepTable())
 	b.WriteString("\n## Machine and versions\n\n")
@@ -369,3 +371,33 @@ func method(r *Results) string {
 	b.WriteString("- The machine is a shared VM: numbers move from run to run; compare medians and ratios, not single runs.\n")
 	return b.String()
 }
+
+// design explains what the numbers come from; the figures it cites are in
+// the tables above.
+const design = `- **One connection per host for the whole run**, opened in parallel for all hosts (up to ` + "`forks`" + `) and shared by
+  the run lock and every step: one TCP connection, one handshake, one authentication per host (counted above from the
+  hosts' sshd logs).
+- **One long-lived ` + "`sh`" + ` per connection** (remote/shell.go): a session per command costs the host sshd's session
+  fork, the user's login shell and kplay's ` + "`env … sh -c`" + ` wrapper, about 30 ms of CPU on this machine, plus two
+  round trips (see "Transport costs"). kplay starts one session running ` + "`exec sh`" + ` and writes each command to it
+  as ` + "`KPLAY_CMD=TAG sh -c 'CMD' </dev/null`" + `, followed by end markers carrying a fresh random nonce on stdout (with
+  the exit status) and stderr. Every command still runs in its own ` + "`sh -c`" + `, with the session's environment and
+  working directory, so nothing leaks from one step into the next; the kill tag is in the environment of the command's
+  ` + "`sh`" + ` and everything it starts, so a cancelled command is killed as before (the shell first, so that it cannot
+  start anything more, then every tagged process); the secret-output filter and stderr redaction apply unchanged.
+  Commands with stdin (file writes) or a become password, and commands issued while the shell is busy, still get a
+  session of their own.
+- **Fewer processes around the steps**: the run lock is taken with the holder inside the quoted script instead of on
+  stdin (so it goes through the shell), and without ` + "`dirname`" + ` or ` + "`grep`" + ` processes.
+- **The handshake**: Go's x/crypto/ssh with the host key algorithm taken from known_hosts (ed25519 here). The algorithm
+  choices measured under "Transport costs" differ little; the handshake's cost on the host is dominated by sshd
+  starting a process per connection, not by the cryptography, so kplay keeps Go's defaults (curve25519, with ML-KEM
+  hybrid first where the server supports it).
+- **Two differences from a session per command**: a command killed by a signal reports exit status 128+n (as any
+  shell does) instead of the signal's name; and a command that leaves a background process writing to its stdout
+  returns without waiting for that process (a session would wait for it): output arriving between commands makes kplay
+  replace the shell, but output arriving during the next command would be counted as that command's. kplay's own
+  steps start no such processes.
+- **What is left** is mostly work on the hosts that any SSH client pays: sshd's per-connection processes, one session,
+  and the commands themselves; kplay's own CPU on the controller is a small fraction (see "controller CPU").
+`

@@ -3,11 +3,16 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/kplay/kplay/remote"
 	"github.com/kplay/kplay/testbed"
@@ -68,6 +73,27 @@ func transportCosts(ctx context.Context, e *env, reps int) ([]Op, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	variants, err := handshakeVariants(e)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range variants {
+		err := measure("Go SSH handshake+auth: "+v.name, func() (time.Duration, error) {
+			conn, err := net.DialTimeout("tcp", net.JoinHostPort(h.Address, "22"), 30*time.Second)
+			if err != nil {
+				return 0, err
+			}
+			cc, chans, reqs, err := ssh.NewClientConn(conn, net.JoinHostPort(h.Address, "22"), v.cfg)
+			if err != nil {
+				conn.Close()
+				return 0, err
+			}
+			return 0, ssh.NewClient(cc, chans, reqs).Close()
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	c, err := remote.Dial(ctx, cfg)
 	if err != nil {
@@ -173,4 +199,60 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// handshakeVariant is one choice of host key, key exchange and cipher.
+type handshakeVariant struct {
+	name string
+	cfg  *ssh.ClientConfig
+}
+
+// handshakeVariants returns the algorithm choices whose handshake cost is
+// measured, all verifying the host key against known_hosts.
+func handshakeVariants(e *env) ([]handshakeVariant, error) {
+	h := e.bed.Hosts[0]
+	key, err := os.ReadFile(e.bed.KeyPath)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := ssh.ParsePrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	// known_hosts with the host's ecdsa key too (the bed's lists ed25519 only).
+	pub, err := os.ReadFile(h.Path("/etc/ssh/ssh_host_ecdsa_key.pub"))
+	if err != nil {
+		return nil, err
+	}
+	f := strings.Fields(string(pub))
+	if len(f) < 2 {
+		return nil, fmt.Errorf("%s: bad ecdsa host key", h.Name)
+	}
+	kh := filepath.Join(e.dir, "known_hosts_both")
+	base, err := os.ReadFile(e.bed.KnownHostsPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(kh, append(base, []byte(h.Address+" "+f[0]+" "+f[1]+"\n")...), 0o600); err != nil {
+		return nil, err
+	}
+	cb, err := knownhosts.New(kh)
+	if err != nil {
+		return nil, err
+	}
+	mk := func(name string, hostKey, kex, ciphers []string) handshakeVariant {
+		return handshakeVariant{name: name, cfg: &ssh.ClientConfig{
+			User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: cb,
+			HostKeyAlgorithms: hostKey, Timeout: 30 * time.Second,
+			Config: ssh.Config{KeyExchanges: kex, Ciphers: ciphers},
+		}}
+	}
+	ed := []string{ssh.KeyAlgoED25519}
+	return []handshakeVariant{
+		mk("ed25519 host key, Go's default key exchange and cipher (what kplay uses)", ed, nil, nil),
+		mk("ed25519, curve25519-sha256, chacha20-poly1305", ed, []string{ssh.KeyExchangeCurve25519}, []string{ssh.CipherChaCha20Poly1305}),
+		mk("ed25519, curve25519-sha256, aes128-gcm", ed, []string{ssh.KeyExchangeCurve25519}, []string{ssh.CipherAES128GCM}),
+		mk("ed25519, ecdh-sha2-nistp256, aes128-gcm", ed, []string{ssh.KeyExchangeECDHP256}, []string{ssh.CipherAES128GCM}),
+		mk("ecdsa-sha2-nistp256 host key, curve25519-sha256, aes128-gcm", []string{ssh.KeyAlgoECDSA256}, []string{ssh.KeyExchangeCurve25519}, []string{ssh.CipherAES128GCM}),
+	}, nil
 }
