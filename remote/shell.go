@@ -29,6 +29,13 @@ import (
 // Commands with stdin (WriteFile) or a become password (sudo -S reads it
 // from stdin), and commands issued while the shell is busy, use a session of
 // their own, as do all commands if the shell cannot be started.
+//
+// Two differences from a session per command: a command killed by a signal
+// reports exit status 128+n, as shells do, not the signal's name; and a
+// command that leaves a background process holding its stdout returns
+// without waiting for it. Bytes that arrive between commands make the
+// shell be replaced; bytes that arrive while the next command runs would
+// be counted as that command's output.
 
 // shellReadyTimeout bounds the wait for a new shell's first answer.
 const shellReadyTimeout = 10 * time.Second
