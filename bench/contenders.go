@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -73,6 +74,10 @@ func timed(ctx context.Context, e *env, name string, args ...string) (*exec.Cmd,
 	cmd := exec.CommandContext(ctx, gnuTime, append([]string{"-f", "%M", "-o", out, name}, args...)...)
 	cmd.Env = e.environ()
 	cmd.Dir = e.dir
+	// On cancel, kill the whole process group (ansible's workers too), not
+	// only time.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	return cmd, func() int64 {
 		defer os.Remove(out)
 		data, err := os.ReadFile(out)
@@ -178,7 +183,7 @@ timeout = 30
 
 [ssh_connection]
 pipelining = True
-ssh_args = -F /dev/null -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes
+ssh_args = -F /dev/null -o ControlMaster=auto -o ControlPersist=30m -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes
 `, e.n, e.cfg.AnsibleStrategy, dir, e.bed.KnownHostsPath)
 	var inv strings.Builder
 	inv.WriteString("[bench]\n")

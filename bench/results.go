@@ -345,8 +345,9 @@ func method(r *Results) string {
 	b.WriteString("- **kplay**: the built binary, `kplay run bench.yaml -i inventory.yaml --forks N` (text output, parsed and checked), " +
 		"one shell step per command.\n")
 	fmt.Fprintf(&b, "- **Ansible**: `ansible-playbook` from Debian's ansible-core with `forks = N`, `strategy = %s`, `pipelining = True`, "+
-		"`ControlMaster=auto`/`ControlPersist=60s` (a fresh ControlPath directory per run, so each run makes its own connections, "+
-		"and the masters are stopped after the run, outside the timing), `gather_facts: false`, `interpreter_python = /usr/bin/python3` "+
+		"`ControlMaster=auto`/`ControlPersist=30m` (longer than Ansible's default 60s, so that no master expires between "+
+		"tasks on a loaded machine; a fresh ControlPath directory per run, so each run makes its own connections; the masters "+
+		"are stopped after the run, outside the timing), `gather_facts: false`, `interpreter_python = /usr/bin/python3` "+
 		"(no interpreter discovery), no ssh compression (`-C` dropped from the default `ssh_args`), host keys checked against the "+
 		"bed's known_hosts (`StrictHostKeyChecking=yes`). Each step is an `ansible.builtin.command` task: the module Ansible users "+
 		"write for a command, which runs the command without a shell and reports rc/stdout; every host must end with ok=5, failed=0.\n",
