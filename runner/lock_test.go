@@ -144,3 +144,35 @@ func TestLockScripts(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestLockHeartbeat(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "lock")
+	c := &shConn{fakeConn{name: "h1"}}
+	l, err := acquireLock(context.Background(), c, "h1", LockOptions{Dir: dir}, NewHolder("run-a", "pb", time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := filepath.Join(dir, "holder")
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(holder, old, old); err != nil {
+		t.Fatal(err)
+	}
+	l.heartbeat(50*time.Millisecond, "run-a")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := os.Stat(holder)
+		if err == nil && time.Since(st.ModTime()) < time.Minute {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the heartbeat did not refresh the lock")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := l.release("run-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("lock left after release: %v", err)
+	}
+}
