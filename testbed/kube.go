@@ -145,7 +145,11 @@ func (b *Bed) setupKube(ctx context.Context, o *Options, t0 time.Time) error {
 	o.logf("testbed %s: %s made the CAs after %v", b.st.Prefix, first.Name, time.Since(t0).Round(time.Millisecond))
 	err = parallel(ctx, len(b.Hosts), max(2, runtime.NumCPU()), func(ctx context.Context, i int) error {
 		h := b.Hosts[i]
-		script := "kubeadm init phase kubeconfig all" + cfg + " && kubeadm init phase control-plane apiserver" + cfg
+		phase := "apiserver"
+		if o.Controllers {
+			phase = "all"
+		}
+		script := "kubeadm init phase kubeconfig all" + cfg + " && kubeadm init phase control-plane " + phase + cfg
 		if o.Real {
 			// kubeadm's own etcd manifest; its extraArgs (kubeadm-config.yaml)
 			// name every member.

@@ -29,6 +29,11 @@ const (
 	EtcdVersion = "v3.6.5"
 	// EtcdClientPort and EtcdPeerPort are etcd's ports on every real host.
 	EtcdClientPort, EtcdPeerPort = 2379, 2380
+	// ControllerManagerPort and SchedulerPort are the secure ports of
+	// kube-controller-manager and kube-scheduler (Options.Controllers); as
+	// kubeadm configures them they listen on 127.0.0.1 only, with a
+	// certificate they make themselves at start.
+	ControllerManagerPort, SchedulerPort = 10257, 10259
 	// APIServerStartDelayFile, inside a host, holds a delay (for example
 	// "15s", anything sleep(1) accepts) that the apiserver waits before it
 	// starts; read at each start. The stand-in reads the same file.
@@ -114,42 +119,53 @@ func buildScript(ctx context.Context, mod, script string, env []string, args ...
 	return strings.TrimSpace(string(out)), nil
 }
 
-// installRealBinaries puts the real etcd and kube-apiserver (built from the
-// Go module proxy and cached, unless Options or the environment name them)
-// into the bed's bin directory, with the apiserver behind its wrapper.
+// installRealBinaries puts the real etcd and kube-apiserver (and with
+// Controllers kube-controller-manager and kube-scheduler), built from the Go
+// module proxy and cached unless Options or the environment name them, into
+// the bed's bin directory, with the apiserver behind its wrapper.
 func installRealBinaries(ctx context.Context, o *Options, mod, bin string) error {
 	type want struct {
 		path, env, script, as string
 		env2                  []string
 		args                  []string
 	}
-	wants := []want{
-		{o.Etcd, "KPLAY_ETCD", "etcd.sh", "etcd", []string{"ETCD_VERSION=" + EtcdVersion}, nil},
-		{o.KubeAPIServer, "KPLAY_KUBE_APISERVER", "k8s.sh", realBinary, []string{"K8S_VERSION=" + KubernetesVersion}, []string{"kube-apiserver"}},
+	k8s := []string{"K8S_VERSION=" + KubernetesVersion}
+	// Two lanes at once: etcd, and the Kubernetes commands one after the
+	// other (they share most packages, so the second reuses the first's
+	// build cache instead of compiling the same packages in parallel). Each
+	// build waits on its own lock if another process builds that binary.
+	lanes := [][]want{
+		{{o.Etcd, "KPLAY_ETCD", "etcd.sh", "etcd", []string{"ETCD_VERSION=" + EtcdVersion}, nil}},
+		{{o.KubeAPIServer, "KPLAY_KUBE_APISERVER", "k8s.sh", realBinary, k8s, []string{"kube-apiserver"}}},
 	}
-	errs := make([]error, len(wants))
-	// Two builds at once: they share Go's build cache, and each waits on its
-	// own lock if another process builds the same binary.
-	_ = parallel(ctx, len(wants), len(wants), func(ctx context.Context, i int) error {
-		w := wants[i]
-		p := w.path
-		if p == "" {
-			p = os.Getenv(w.env)
-		}
-		if p == "" {
-			var err error
-			if p, err = buildScript(ctx, mod, w.script, w.env2, w.args...); err != nil {
-				errs[i] = fmt.Errorf("get %s: %w", w.as, err)
+	if o.Controllers {
+		lanes[1] = append(lanes[1],
+			want{"", "KPLAY_KUBE_CONTROLLER_MANAGER", "k8s.sh", "kube-controller-manager", k8s, []string{"kube-controller-manager"}},
+			want{"", "KPLAY_KUBE_SCHEDULER", "k8s.sh", "kube-scheduler", k8s, []string{"kube-scheduler"}})
+	}
+	errs := make([]error, len(lanes))
+	_ = parallel(ctx, len(lanes), len(lanes), func(ctx context.Context, i int) error {
+		for _, w := range lanes[i] {
+			p := w.path
+			if p == "" {
+				p = os.Getenv(w.env)
+			}
+			if p == "" {
+				var err error
+				if p, err = buildScript(ctx, mod, w.script, w.env2, w.args...); err != nil {
+					errs[i] = fmt.Errorf("get %s: %w", w.as, err)
+					return nil
+				}
+			}
+			dst := filepath.Join(bin, w.as)
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				errs[i] = fmt.Errorf("install %s: %w", w.as, err)
 				return nil
 			}
-		}
-		dst := filepath.Join(bin, w.as)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			errs[i] = fmt.Errorf("install %s: %w", w.as, err)
-			return nil
-		}
-		if err := linkOrCopy(p, dst); err != nil {
-			errs[i] = fmt.Errorf("install %s: %w", w.as, err)
+			if err := linkOrCopy(p, dst); err != nil {
+				errs[i] = fmt.Errorf("install %s: %w", w.as, err)
+				return nil
+			}
 		}
 		return nil
 	})
@@ -183,7 +199,14 @@ func (b *Bed) waitReal(ctx context.Context, o *Options, t0 time.Time) error {
 		var last error
 		for {
 			if last = etcd.Health(ctx); last == nil {
-				if last = api.Readyz(ctx); last == nil {
+				if last = api.Readyz(ctx); last == nil && o.Controllers {
+					for _, port := range []int{ControllerManagerPort, SchedulerPort} {
+						if last = h.LocalHealthz(ctx, port); last != nil {
+							break
+						}
+					}
+				}
+				if last == nil {
 					return nil
 				}
 			}
@@ -297,8 +320,10 @@ func NewKubeClient(path, server string) (*KubeClient, error) {
 }
 
 // newTLSClient makes a client with a client certificate that trusts only
-// caPEM and does not reuse connections (each probe sees the server as a
-// new client would).
+// caPEM. It keeps one connection alive per server: a TLS handshake for each
+// of many probes a second would cost more CPU than the servers' answers on
+// a small machine. A server that stops breaks the connection, and the next
+// request dials anew.
 func newTLSClient(server string, caPEM, certPEM, keyPEM []byte) (*KubeClient, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
@@ -309,9 +334,10 @@ func newTLSClient(server string, caPEM, certPEM, keyPEM []byte) (*KubeClient, er
 		return nil, fmt.Errorf("client certificate: %w", err)
 	}
 	tr := &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}},
-		DisableKeepAlives: true,
-		DialContext:       (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		TLSClientConfig:     &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}},
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     30 * time.Second,
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 	}
 	return &KubeClient{Server: strings.TrimRight(server, "/"), http: &http.Client{Transport: tr}}, nil
 }
@@ -359,7 +385,18 @@ func (c *KubeClient) Readyz(ctx context.Context) error {
 		return err
 	}
 	if code != http.StatusOK {
-		return fmt.Errorf("%s/readyz: HTTP %d: %s", c.Server, code, lastLines(string(body), 5))
+		// The failing checks ("[-]etcd failed: reason withheld"), not the
+		// passing ones.
+		var failed []string
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, "[-]") {
+				failed = append(failed, l)
+			}
+		}
+		if len(failed) == 0 {
+			failed = []string{lastLines(string(body), 5)}
+		}
+		return fmt.Errorf("%s/readyz: HTTP %d: %s", c.Server, code, strings.Join(failed, "; "))
 	}
 	return nil
 }
@@ -469,6 +506,23 @@ func (e *EtcdClient) Members(ctx context.Context) ([]string, error) {
 		names = append(names, m.Name)
 	}
 	return names, nil
+}
+
+// LocalHealthz asks https://127.0.0.1:PORT/healthz from inside the host (curl
+// -k: controller-manager and scheduler serve a self-made certificate) and
+// returns nil if it answers 200.
+func (h *Host) LocalHealthz(ctx context.Context, port int) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u := fmt.Sprintf("https://127.0.0.1:%d/healthz", port)
+	out, err := h.Exec(ctx, "curl", "-ksS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", u)
+	if err != nil {
+		return fmt.Errorf("host %s: %s: %w", h.Name, u, err)
+	}
+	if code := strings.TrimSpace(string(out)); code != "200" {
+		return fmt.Errorf("host %s: %s: HTTP %s", h.Name, u, code)
+	}
+	return nil
 }
 
 // RSS returns the resident memory, in bytes, of every process of the host

@@ -55,6 +55,9 @@ func Start(ctx context.Context, o Options) (*Bed, error) {
 	if o.KubeletPeriod <= 0 {
 		o.KubeletPeriod = defaultKubeletPeriod
 	}
+	if o.Controllers {
+		o.Real = true
+	}
 	if o.Real {
 		o.Kube = true
 	}

@@ -70,6 +70,11 @@ type Options struct {
 	// and every apiserver ready, with admin.conf's group bound to
 	// cluster-admin as kubeadm init binds it.
 	Real bool
+	// Controllers (implies Real) also runs kube-controller-manager and
+	// kube-scheduler from kubeadm's manifests (`control-plane all`); their
+	// binaries come from testbed/build/k8s.sh, or $KPLAY_KUBE_CONTROLLER_MANAGER
+	// and $KPLAY_KUBE_SCHEDULER.
+	Controllers bool
 	// Etcd and KubeAPIServer are the binaries Real uses. Default:
 	// $KPLAY_ETCD and $KPLAY_KUBE_APISERVER, else what testbed/build/etcd.sh
 	// and k8s.sh print (they build and cache them).

@@ -1,7 +1,7 @@
 // Command kplay-testbed starts and stops kplay test beds that outlive it, for
 // `make demo` and `make bench`:
 //
-//	kplay-testbed up --dir DIR [--prefix P] [--hosts N] [--kube | --real] [--cert-validity 48h]
+//	kplay-testbed up --dir DIR [--prefix P] [--hosts N] [--kube | --real | --controllers] [--cert-validity 48h]
 //	                 [--kubelet-period 2s] [--key-algorithm ECDSA-P256] [-v]
 //	kplay-testbed down --dir DIR
 //	kplay-testbed clean
@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		hosts := fs.Int("hosts", 3, "number of hosts")
 		kube := fs.Bool("kube", false, "make every host a kubeadm control-plane node")
 		real := fs.Bool("real", false, "like --kube, with real etcd and kube-apiserver instead of the stand-in")
+		controllers := fs.Bool("controllers", false, "like --real, also running kube-controller-manager and kube-scheduler")
 		validity := fs.Duration("cert-validity", 0, "kubeadm certificateValidityPeriod (0: kubeadm default)")
 		period := fs.Duration("kubelet-period", 0, "kubelet stand-in poll period (default 2s)")
 		keyAlg := fs.String("key-algorithm", "", `kubeadm encryptionAlgorithm (default RSA-2048; "ECDSA-P256" starts faster)`)
@@ -70,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if *dir == "" {
 			return usageError{"up: --dir is required"}
 		}
-		o := testbed.Options{Prefix: *prefix, Hosts: *hosts, Kube: *kube, Real: *real, CertValidity: *validity,
+		o := testbed.Options{Prefix: *prefix, Hosts: *hosts, Kube: *kube, Real: *real, Controllers: *controllers, CertValidity: *validity,
 			KubeletPeriod: *period, KeyAlgorithm: *keyAlg, Dir: *dir, Detach: true}
 		if *verbose {
 			o.Logf = func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
