@@ -32,7 +32,7 @@ lint:
 ## unit: every Go test under the race detector. Integration tests need root
 ## and sshd; they skip without them, except under CI=true where they fail.
 unit:
-	$(GO) test -race -count=1 -timeout 60m ./...
+	$(GO) test -race -count=1 -p 1 -timeout 60m ./...
 
 ## e2e: kplay renews three real control-plane nodes (real etcd and
 ## kube-apiserver, built from the Go module proxy and cached in

@@ -154,8 +154,8 @@ func TestFaultUnreachableAndTarpit(t *testing.T) {
 	})
 	port := ln.Addr().(*net.TCPAddr).Port
 	const ct = 3 * time.Second
-	extra := fmt.Sprintf("  ghost: {address: %s}\n  tarpit: {address: %s, port: %d}\n", b.UnusedAddress(), b.Gateway, port)
-	inv := inventory(t, b, "", extra) // connect_timeout: 3s for every host
+	extra := fmt.Sprintf("  ghost: {address: %s, connect_timeout: 3s}\n  tarpit: {address: %s, port: %d, connect_timeout: 3s}\n", b.UnusedAddress(), b.Gateway, port)
+	inv := inventory(t, b, "", extra)
 	pb := writeFile(t, "pb.yaml", "hosts: all\nsteps:\n  - shell: {cmd: touch /tmp/ran, undo: rm -f /tmp/ran}\n")
 	r := run(t, nil, "run", pb, "-i", inv, "--output", "json")
 	if r.code != 1 {

@@ -3,7 +3,9 @@ package steps
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -259,10 +261,26 @@ func TestRestartAPIServerFailures(t *testing.T) {
 	}
 
 	// Cancelling while parked still moves the manifest back.
+	// Cancel once the manifest is parked (not after a fixed time: under
+	// load the certificate probe before parking can take seconds).
 	k.stuck.Store(true)
-	cctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	_, err = newStep(t, "restart_apiserver", "poll_interval: 100ms").Apply(cctx, tg)
+	done := make(chan error, 1)
+	go func() {
+		_, err := newStep(t, "restart_apiserver", "poll_interval: 100ms").Apply(cctx, tg)
+		done <- err
+	}()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(k.manifest); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the manifest was never parked")
+		}
+	}
+	cancel()
+	err = <-done
 	if err == nil || !strings.Contains(err.Error(), "moved back") {
 		t.Errorf("cancelled: %v", err)
 	}
