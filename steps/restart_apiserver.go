@@ -456,20 +456,27 @@ echo moved-back
 // down, and moves it back. Whatever fails, the manifest is put back.
 func (s *RestartAPIServer) restartManifest(ctx context.Context, t *Target, c component) (err error) {
 	parked := path.Join(s.parkDir(t), c.name+".yaml")
+	// Put it back even when ctx is cancelled, and even when the move out
+	// reported an error: a cancel can land after mv ran on the host but
+	// before its exit status arrived (unparking a manifest that never
+	// moved is a no-op).
+	defer func() {
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		out, uerr := t.Run(bctx, unparkCmd(parked, c.manifest))
+		switch {
+		case uerr != nil:
+			err = errors.Join(err, fmt.Errorf("putting %s back from %s FAILED: %w; by hand: mv %s %s",
+				c.manifest, parked, uerr, remote.Quote(parked), remote.Quote(c.manifest)))
+		case err != nil && strings.Contains(string(out), "moved-back"):
+			err = fmt.Errorf("%w; the manifest was moved back to %s", err, c.manifest)
+		case err != nil:
+			err = fmt.Errorf("%w; the manifest is in place at %s", err, c.manifest)
+		}
+	}()
 	if _, err := t.Run(ctx, s.parkCmd(t, c)); err != nil {
 		return fmt.Errorf("moving %s to %s: %w", c.manifest, parked, err)
 	}
-	defer func() {
-		// Put it back even when ctx is cancelled.
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if _, uerr := t.Run(bctx, unparkCmd(parked, c.manifest)); uerr != nil {
-			err = errors.Join(err, fmt.Errorf("putting %s back from %s FAILED: %w; by hand: mv %s %s",
-				c.manifest, parked, uerr, remote.Quote(parked), remote.Quote(c.manifest)))
-		} else if err != nil {
-			err = fmt.Errorf("%w; the manifest was moved back to %s", err, c.manifest)
-		}
-	}()
 	return poll(ctx, s.DownTimeout, s.PollInterval, fmt.Sprintf("%s to stop (port %d closed) after its manifest was moved out", c.name, c.port),
 		func(ctx context.Context) (bool, string, error) {
 			up, err := listening(ctx, t, c.port)

@@ -241,7 +241,9 @@ func TestRestartAPIServerHealthGateTimeouts(t *testing.T) {
 	etcd, api := startSlowControlPlane(t, h, 0, 0)
 	ctx := testCtx(t)
 	tg := h.target()
-	params := "poll_interval: 100ms\ndown_timeout: 10s\nup_timeout: 6s\nserve_check: none\n"
+	// up_timeout 20s: the fake apiserver must have started (and answered
+	// 500) before the gate gives up, even on a loaded machine.
+	params := "poll_interval: 100ms\ndown_timeout: 20s\nup_timeout: 20s\nserve_check: none\n"
 
 	etcd.mu.Lock()
 	etcd.readyAfter = -1

@@ -281,7 +281,7 @@ func TestRestartAPIServerFailures(t *testing.T) {
 	}
 	cancel()
 	err = <-done
-	if err == nil || !strings.Contains(err.Error(), "moved back") {
+	if err == nil || !(strings.Contains(err.Error(), "moved back") || strings.Contains(err.Error(), "is in place")) {
 		t.Errorf("cancelled: %v", err)
 	}
 	if _, err := os.Stat(k.manifest); err != nil {
