@@ -363,7 +363,9 @@ func method(r *Results) string {
 	b.WriteString("- **Rounds**: interleaved: each round runs every contender once, the starting contender rotating from round to round; " +
 		"the first round(s) are a warm-up and not counted; each size reports the median of the measured rounds.\n")
 	b.WriteString("- **Counts**: each host's sshd runs with `LogLevel VERBOSE`; a run's `Connection from` lines are its TCP connections, " +
-		"its `Accepted publickey` lines its authentications.\n")
+		"its `Accepted publickey` lines its authentications, its `Starting session:` lines its sessions. kplay's one session per host " +
+		"is its long-lived shell; a second one appears in runs longer than 20 s, when the run lock's heartbeat comes while a step " +
+		"holds the shell (it then gets a session of its own rather than wait).\n")
 	b.WriteString("- **CPU**: controller CPU from `wait4` rusage (children included) plus the background ssh masters' `/proc/PID/stat` " +
 		"times; host CPU from the hosts' sshd listeners' own and reaped children's times (and what each host's init reaped), " +
 		"read before the run and after every per-connection sshd of the run has exited.\n")
