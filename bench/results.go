@@ -127,11 +127,12 @@ func (r *Results) Targets() []Target {
 		ts = append(ts, Target{
 			Name: fmt.Sprintf("at N=%d, ≤ 2× the N=%d time beyond the commands' own CPU", large.N, small.N),
 			Detail: fmt.Sprintf("%.3fs − %.3fs (%d hosts × %.1f ms of command CPU / %d cores) = %.3fs vs 2 × %.3fs = %.3fs %s. "+
-				"For scale: all host-side CPU of the run (sshd, login shells, commands) was %.2fs, %.3fs of wall time on %d cores; "+
-				"the wall time beyond all host-side CPU is %.3fs",
+				"For scale: all host-side CPU of the run (sshd, login shells, commands) was %.2fs, and kplay's own %.2fs: "+
+				"%.3fs of wall time on %d cores at the very least, so the run took %.2f× that CPU bound",
 				tl.Seconds(), cmd.Seconds(), large.N, ms(large.cmdCPU()/time.Duration(large.N)), large.Cores,
 				beyond.Seconds(), ts0.Seconds(), 2*ts0.Seconds(), mark(ok),
-				k.hostCPU.Seconds(), host.Seconds(), large.Cores, (tl - host).Seconds()),
+				k.hostCPU.Seconds(), k.ctlCPU.Seconds(), (host + k.ctlCPU/cores).Seconds(), large.Cores,
+				tl.Seconds()/(host+k.ctlCPU/cores).Seconds()),
 			Met: ok, Known: true,
 		})
 	}
@@ -268,9 +269,10 @@ func (r *Results) Markdown() string {
 	b.WriteString("\n## Per-step costs\n\n")
 	b.WriteString(r.stepTable())
 	b.WriteString("\n## Machine and versions\n\n")
-	fmt.Fprintf(&b, "- CPU: %s, %d cores shared by the controller and every host; memory %s\n", m.CPU, m.Cores, m.Memory)
+	fmt.Fprintf(&b, "- CPU: %s, %d cores shared by the controller and every host; memory %s\n", m.CPU, m.Cores, memory(m.Memory))
 	fmt.Fprintf(&b, "- Kernel: %s\n", m.Kernel)
-	fmt.Fprintf(&b, "- Load average (1, 5, 15 min) before: %s; after: %s\n", m.LoadBefore, m.LoadAfter)
+	fmt.Fprintf(&b, "- Load average (1, 5, 15 min) before: %s; after: %s. The machine is shared: other test suites ran during the "+
+		"benchmark, so the load moved a lot from run to run (the driver logs it with every run)\n", m.LoadBefore, m.LoadAfter)
 	fmt.Fprintf(&b, "- %s; %s\n", m.Kplay, m.Go)
 	fmt.Fprintf(&b, "- %s (Debian); %s\n", m.Ansible, m.Python)
 	fmt.Fprintf(&b, "- %s (client and the hosts' sshd); %s\n", m.OpenSSH, m.OpenSSL)
@@ -404,3 +406,12 @@ const design = `- **One connection per host for the whole run**, opened in paral
 - **What is left** is mostly work on the hosts that any SSH client pays: sshd's per-connection processes, one session,
   and the commands themselves; kplay's own CPU on the controller is a small fraction (see "controller CPU").
 `
+
+// memory formats /proc/meminfo's "N kB" in GiB.
+func memory(s string) string {
+	var kb float64
+	if _, err := fmt.Sscanf(s, "%f kB", &kb); err != nil || kb <= 0 {
+		return s
+	}
+	return fmt.Sprintf("%.1f GiB", kb/(1<<20))
+}
