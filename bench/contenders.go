@@ -64,7 +64,8 @@ func (k *kplayRunner) run(ctx context.Context) (Measurement, error) {
 const gnuTime = "/usr/bin/time"
 
 // timed returns a command running name under GNU time, and a function that
-// returns its peak RSS in KiB once it has run (0 if unknown). The driver
+// returns its peak RSS in KiB once it has run (0 if unknown, as when GNU
+// time is not installed). The driver
 // cannot take the RSS from its own wait4: Go starts children with
 // vfork/CLONE_VM, so the kernel records the driver's own peak RSS as the
 // child's too; GNU time forks, so its child starts from time's small
@@ -72,6 +73,10 @@ const gnuTime = "/usr/bin/time"
 func timed(ctx context.Context, e *env, name string, args ...string) (*exec.Cmd, func() int64) {
 	out := filepath.Join(e.dir, "rss-"+randomSuffix())
 	cmd := exec.CommandContext(ctx, gnuTime, append([]string{"-f", "%M", "-o", out, name}, args...)...)
+	if _, err := os.Stat(gnuTime); err != nil {
+		// No GNU time (make bench installs it): no RSS.
+		cmd = exec.CommandContext(ctx, name, args...)
+	}
 	cmd.Env = e.environ()
 	cmd.Dir = e.dir
 	// On cancel, kill the whole process group (ansible's workers too), not
