@@ -28,7 +28,7 @@ func TestBenchQuick(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/kplay/kplay/cmd/kplay").CombinedOutput(); err != nil {
 		t.Fatalf("building kplay: %v\n%s", err, out)
 	}
-	contenders := []string{Kplay, OpenSSH}
+	contenders := []string{Kplay, OpenSSH, Direct}
 	if _, err := exec.LookPath("ansible-playbook"); err == nil {
 		contenders = append(contenders, Ansible)
 	} else {
@@ -45,7 +45,13 @@ func TestBenchQuick(t *testing.T) {
 		t.Fatalf("sizes = %+v", res.Sizes)
 	}
 	sr := res.Sizes[0]
+	if d := sr.Runs[Direct]; len(d) != 1 || d[0].Wall <= 0 || d[0].HostCPU <= 0 {
+		t.Errorf("direct reference: %+v, want one run with wall time and the commands' CPU", d)
+	}
 	for _, c := range contenders {
+		if c == Direct {
+			continue
+		}
 		ms := sr.Runs[c]
 		if len(ms) != 1 {
 			t.Fatalf("%s: %d runs, want 1", c, len(ms))
@@ -91,7 +97,7 @@ func TestBenchQuick(t *testing.T) {
 		t.Errorf("command CPU: %v", sr.CmdCPU)
 	}
 	md := res.Markdown()
-	for _, want := range []string{"| 2 | kplay |", "| 2 | openssh |", "## Targets", "## Method", "kubeadm version -o short"} {
+	for _, want := range []string{"| 2 | kplay |", "| 2 | openssh |", "| 2 | direct |", "## Targets", "## Method", "kubeadm version -o short"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("RESULTS.md lacks %q", want)
 		}

@@ -37,7 +37,7 @@ func run(ctx context.Context, args []string) error {
 	warmup := fs.Int("warmup", 1, "warm-up rounds per size, not counted")
 	kplayBin := fs.String("kplay", "bin/kplay", "the kplay binary")
 	out := fs.String("out", "bench/RESULTS.md", "where to write the results (empty: nowhere)")
-	contenders := fs.String("contenders", "kplay,ansible,openssh", "contenders, comma-separated")
+	contenders := fs.String("contenders", "kplay,ansible,openssh,direct", "contenders, comma-separated (direct: the commands without SSH, a reference)")
 	fullKube := fs.Int("full-kube-max", 3, "beds of at most this many hosts get the full kubeadm set-up; larger ones one PKI copied to all")
 	strategy := fs.String("ansible-strategy", "linear", "ansible strategy plugin: linear or free")
 	verbose := fs.Bool("v", false, "print testbed progress")
