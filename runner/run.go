@@ -318,6 +318,7 @@ func (r *run) runStep(ctx context.Context, t *steps.Target, se *StepEntry, st st
 		return nil
 	}
 	var err error
+	var lastRes steps.Result
 	for attempt := 0; attempt <= se.Retries; attempt++ {
 		if attempt > 0 {
 			select {
@@ -334,6 +335,7 @@ func (r *run) runStep(ctx context.Context, t *steps.Target, se *StepEntry, st st
 		res, err = st.Apply(sctx, t)
 		err = timeoutErr(sctx, timeout, err)
 		cancel()
+		lastRes = res
 		if reason, ok := steps.IsSkip(err); ok {
 			sr.Status = StatusSkipped
 			sr.Message = reason
@@ -359,6 +361,10 @@ func (r *run) runStep(ctx context.Context, t *steps.Target, se *StepEntry, st st
 	}
 	sr.Status = StatusFailed
 	sr.Error = err.Error()
+	// What the failing step found (for example which certificates failed
+	// verification, and why) is reported with its error.
+	sr.Details = lastRes.Details
+	sr.Data = lastRes.Data
 	var re *steps.RestoredError
 	if errors.As(err, &re) {
 		sr.Rollback = "restored by the step: " + re.How

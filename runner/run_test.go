@@ -72,7 +72,7 @@ func (f *fakeStep) Apply(ctx context.Context, t *steps.Target) (steps.Result, er
 		return steps.Result{}, ctx.Err()
 	}
 	if f.p.FailOn == t.Name() {
-		return steps.Result{}, errors.New("boom")
+		return steps.Result{Details: []string{"why " + f.p.ID}, Data: f.p.ID}, errors.New("boom")
 	}
 	if try <= f.p.FailTimes {
 		return steps.Result{}, fmt.Errorf("transient %d", try)
@@ -269,6 +269,21 @@ steps:
 	}
 	if rep.Hosts[0].Steps[0].Attempts != 3 {
 		t.Errorf("reported attempts = %d", rep.Hosts[0].Steps[0].Attempts)
+	}
+}
+
+func TestRunFailedStepKeepsDetails(t *testing.T) {
+	rep, _, err := fakeRun(t, context.Background(), 1, `
+hosts: all
+steps:
+  - fake: {id: a, fail_on: h1}
+`)
+	if err == nil {
+		t.Fatal("want the step's error")
+	}
+	sr := rep.Hosts[0].Steps[0]
+	if sr.Status != StatusFailed || !slices.Equal(sr.Details, []string{"why a"}) || sr.Data != "a" {
+		t.Errorf("failed step: status %s, details %q, data %v; want failed, [why a], a", sr.Status, sr.Details, sr.Data)
 	}
 }
 

@@ -77,6 +77,9 @@ type Step interface {
 	// Plan probes read-only and says what Apply would do. It must not change the host.
 	Plan(ctx context.Context, t *Target) (Plan, error)
 	// Apply makes the change. A Result with an Undo can be rolled back.
+	// With an error, the Result's Details and Data are still reported but
+	// its Undo is ignored: a failing Apply must leave the host as it found
+	// it, or return a RestoredError saying how it restored it.
 	Apply(ctx context.Context, t *Target) (Result, error)
 }
 
