@@ -343,6 +343,7 @@ type stepJSON struct {
 	Type        string          `json:"type"`
 	Status      string          `json:"status"`
 	Changed     bool            `json:"changed"`
+	Started     string          `json:"started"`
 	DurationSec float64         `json:"duration_seconds"`
 	Attempts    int             `json:"attempts"`
 	Message     string          `json:"message"`
@@ -406,7 +407,17 @@ func TestJSONOutputShape(t *testing.T) {
 	if rep.Playbook != "markers" || len(rep.Hosts) != 2 || rep.Totals["changed"] != 6 || rep.Totals["ok"] != 0 {
 		t.Errorf("report = %+v", rep)
 	}
+	runStart, err := time.Parse(time.RFC3339Nano, rep.Started)
+	if err != nil {
+		t.Fatalf("started: %v", err)
+	}
 	for _, h := range rep.Hosts {
+		for _, s := range h.Steps {
+			st, err := time.Parse(time.RFC3339Nano, s.Started)
+			if err != nil || st.Before(runStart) || st.After(runStart.Add(time.Minute)) {
+				t.Errorf("host %s step %s: started %q (%v), want an RFC 3339 time within a minute after the run's start %s", h.Name, s.Name, s.Started, err, rep.Started)
+			}
+		}
 		if h.Status != "changed" || len(h.Steps) != 3 || h.Steps[0].Status != "changed" || !h.Steps[0].Changed || h.Steps[0].DurationSec <= 0 {
 			t.Errorf("host %s = %+v", h.Name, h)
 		}

@@ -18,8 +18,8 @@ func fixedReport() *Report {
 	start := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	rep := &Report{Playbook: "Renew", File: "playbooks/renew.yaml", RunID: "20261129T120000Z-abcdef", Started: start, Duration: 4200 * time.Millisecond, DurationSec: 4.2}
 	h1 := &HostReport{Name: "cp1", Address: "10.0.0.11", Batch: 1, Status: StatusChanged, State: `changed by "renew"`, Steps: []*StepReport{
-		{Index: 0, Name: "check", Type: "shell", Status: StatusOK, Duration: 120 * time.Millisecond, DurationSec: 0.12, Attempts: 1, Message: "ok"},
-		{Index: 1, Name: "renew", Type: "shell", Status: StatusChanged, Changed: true, Duration: 1500 * time.Millisecond, DurationSec: 1.5, Attempts: 2, Message: "renewed", Details: []string{"apiserver: 2027-11-29"}},
+		{Index: 0, Name: "check", Type: "shell", Status: StatusOK, Started: start.Add(100 * time.Millisecond), Duration: 120 * time.Millisecond, DurationSec: 0.12, Attempts: 1, Message: "ok"},
+		{Index: 1, Name: "renew", Type: "shell", Status: StatusChanged, Changed: true, Started: start.Add(220 * time.Millisecond), Duration: 1500 * time.Millisecond, DurationSec: 1.5, Attempts: 2, Message: "renewed", Details: []string{"apiserver: 2027-11-29"}},
 	}}
 	h2 := &HostReport{Name: "cp2", Address: "10.0.0.12", Batch: 2, Status: StatusFailed, Error: `step "renew": exit status 1: kubeadm: error`, State: `rolled back "check"; step "renew" failed`,
 		Restore: []string{`step "x": cp -a /var/lib/kplay/backups/r/. /etc/kubernetes/`},

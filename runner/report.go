@@ -60,8 +60,10 @@ type StepReport struct {
 	Name  string `json:"name"`
 	Type  string `json:"type"`
 	// Status is ok, changed, failed, skipped, rolled back, planned or not run.
-	Status      string        `json:"status"`
-	Changed     bool          `json:"changed"`
+	Status  string `json:"status"`
+	Changed bool   `json:"changed"`
+	// Started is when the step began on this host (omitted if it never ran).
+	Started     time.Time     `json:"started,omitzero"`
 	Duration    time.Duration `json:"-"`
 	DurationSec float64       `json:"duration_seconds"`
 	Attempts    int           `json:"attempts,omitempty"`

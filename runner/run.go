@@ -291,6 +291,7 @@ func (r *run) runStep(ctx context.Context, t *steps.Target, se *StepEntry, st st
 		timeout = r.opts.DefaultTimeout
 	}
 	start := time.Now()
+	sr.Started = start.UTC()
 	defer func() {
 		sr.Duration = time.Since(start)
 		sr.DurationSec = sr.Duration.Seconds()
