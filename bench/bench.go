@@ -113,6 +113,9 @@ type Config struct {
 	// CmdCPULoops is how many times each command runs to measure its own
 	// CPU; default 20.
 	CmdCPULoops int
+	// Profile adds, after each size's rounds, one unmeasured kplay run with
+	// a CPU profile, and keeps the top of it (SizeResult.Profile).
+	Profile bool
 	// WorkDir holds generated playbooks and inventories; default a temp dir.
 	WorkDir string
 	// Logf receives progress.
@@ -165,6 +168,9 @@ type SizeResult struct {
 	// Transport are per-operation costs measured on one idle host (first
 	// size only).
 	Transport []Op
+	// Profile is the top of kplay's CPU profile on this bed (`go tool
+	// pprof -top`), if Config.Profile.
+	Profile string `json:",omitempty"`
 }
 
 // Results is a whole benchmark.
@@ -308,6 +314,16 @@ func runSize(ctx context.Context, cfg Config, n int, dir string, first bool) (sr
 			}
 			cfg.Logf("N=%d %-8s %-9s %8.3fs  conns/host %v auths/host %v sessions/host %v  ctl cpu %.2fs  host cpu %.2fs  rss %d MiB  (load %s)",
 				n, c.name(), tag, m.Wall.Seconds(), m.Conns, m.Auths, m.Sessions, m.CtlCPU.Seconds(), m.HostCPU.Seconds(), m.MaxRSSKiB>>10, loadAvg())
+		}
+	}
+	if cfg.Profile {
+		for _, c := range cs {
+			if k, ok := c.(*kplayRunner); ok {
+				if sr.Profile, err = k.profile(ctx); err != nil {
+					return nil, fmt.Errorf("kplay CPU profile: %w", err)
+				}
+				cfg.Logf("N=%d: kplay CPU profile taken", n)
+			}
 		}
 	}
 	return sr, nil

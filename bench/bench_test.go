@@ -36,7 +36,7 @@ func TestBenchQuick(t *testing.T) {
 	}
 	res, err := Run(t.Context(), Config{
 		Sizes: []int{2}, Runs: 1, Warmup: 0, Contenders: contenders, KplayBin: bin,
-		FullKubeMax: 0, CmdCPULoops: 2, TransportReps: 2, WorkDir: t.TempDir(), Logf: t.Logf,
+		FullKubeMax: 0, CmdCPULoops: 2, TransportReps: 2, Profile: true, WorkDir: t.TempDir(), Logf: t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +92,9 @@ func TestBenchQuick(t *testing.T) {
 		if o.Wall <= 0 {
 			t.Errorf("transport %q: wall %v", o.Name, o.Wall)
 		}
+	}
+	if !strings.Contains(sr.Profile, "flat%") {
+		t.Errorf("kplay CPU profile: %q, want go tool pprof -top output", sr.Profile)
 	}
 	if len(sr.CmdCPU) != len(Steps()) {
 		t.Errorf("command CPU: %v", sr.CmdCPU)

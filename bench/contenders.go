@@ -40,8 +40,28 @@ func newKplay(e *env) (*kplayRunner, error) {
 func (k *kplayRunner) name() string { return Kplay }
 
 func (k *kplayRunner) run(ctx context.Context) (Measurement, error) {
+	return k.runEnv(ctx, nil)
+}
+
+// profile runs kplay once more, outside the measured rounds, writing a CPU
+// profile, and returns the top of `go tool pprof -top` for it.
+func (k *kplayRunner) profile(ctx context.Context) (string, error) {
+	prof := filepath.Join(k.env.dir, "kplay.cpu.pprof")
+	if _, err := k.runEnv(ctx, []string{"KPLAY_CPUPROFILE=" + prof}); err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, goBinary(), "tool", "pprof", "-top", "-cum", "-nodecount=25", k.env.cfg.KplayBin, prof)
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go tool pprof: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func (k *kplayRunner) runEnv(ctx context.Context, extraEnv []string) (Measurement, error) {
 	e := k.env
 	cmd, rss := timed(ctx, e, e.cfg.KplayBin, "run", k.playbook, "-i", e.inventory, "--forks", strconv.Itoa(e.n))
+	cmd.Env = append(cmd.Env, extraEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -26,8 +27,36 @@ const (
 
 func main() {
 	ctx, rollbackCtx, stop := interrupts()
-	defer stop()
-	os.Exit(runCLI(ctx, rollbackCtx, os.Args[1:], os.Stdout, os.Stderr))
+	stopProfile := startProfile(os.Getenv("KPLAY_CPUPROFILE"), os.Stderr)
+	code := runCLI(ctx, rollbackCtx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
+	stop()
+	os.Exit(code)
+}
+
+// startProfile writes a CPU profile (go tool pprof) to path, if not empty,
+// until the returned function is called. For performance work: the
+// benchmark (make bench) uses it; users never need it.
+func startProfile(path string, stderr io.Writer) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "kplay: KPLAY_CPUPROFILE: %v\n", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(stderr, "kplay: KPLAY_CPUPROFILE: %v\n", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(stderr, "kplay: KPLAY_CPUPROFILE: %v\n", err)
+		}
+	}
 }
 
 // interrupts returns a context cancelled by the first SIGINT or SIGTERM, and

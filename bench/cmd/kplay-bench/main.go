@@ -41,6 +41,7 @@ func run(ctx context.Context, args []string) error {
 	fullKube := fs.Int("full-kube-max", 3, "beds of at most this many hosts get the full kubeadm set-up; larger ones one PKI copied to all")
 	strategy := fs.String("ansible-strategy", "linear", "ansible strategy plugin: linear or free")
 	verbose := fs.Bool("v", false, "print testbed progress")
+	profile := fs.Bool("profile", true, "after each size, one more kplay run with a CPU profile, summarised in the results")
 	save := fs.String("save", "bench/RESULTS.json", "where to save the raw results as JSON (empty: nowhere)")
 	from := fs.String("from", "", "render the results saved in this JSON file instead of measuring")
 	if err := fs.Parse(args); err != nil {
@@ -48,7 +49,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	cfg := bench.Config{
 		Runs: *runs, Warmup: *warmup, KplayBin: *kplayBin, FullKubeMax: *fullKube,
-		AnsibleStrategy: *strategy, Contenders: strings.Split(*contenders, ","),
+		AnsibleStrategy: *strategy, Contenders: strings.Split(*contenders, ","), Profile: *profile,
 	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
