@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/kplay/kplay/testbed"
 )
 
 // kplayRunner runs `kplay run` with forks = N and the default text output.
@@ -388,48 +390,38 @@ func (o *openSSH) run(ctx context.Context) (Measurement, error) {
 	m := Measurement{StepTimes: make([][]time.Duration, len(e.steps))}
 	connect := make([]time.Duration, e.n)
 	var mu sync.Mutex
-	errs := make([]error, e.n)
-	var wg sync.WaitGroup
 	start := time.Now()
-	for i, h := range e.bed.Hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctl := filepath.Join(dir, strconv.Itoa(i))
-			base := o.sshArgs(ctl)
-			master := append(append([]string{}, base...), "-o", "ControlMaster=yes", "-o", "ControlPersist=yes", "-f", "-N", h.Address)
-			_, d, err := exe(master)
-			connect[i] = d
+	err = eachHost(e.bed.Hosts, func(i int, h *testbed.Host) error {
+		ctl := filepath.Join(dir, strconv.Itoa(i))
+		base := o.sshArgs(ctl)
+		master := append(append([]string{}, base...), "-o", "ControlMaster=yes", "-o", "ControlPersist=yes", "-f", "-N", h.Address)
+		_, d, err := exe(master)
+		connect[i] = d
+		if err != nil {
+			return fmt.Errorf("host %s: master: %w", h.Name, err)
+		}
+		now := time.Now()
+		for si, st := range e.steps {
+			args := append(append([]string{}, base...), "-o", "ControlMaster=no", h.Address, st.Cmd)
+			out, d, err := exe(args)
+			if err == nil {
+				err = checkOutput(si, out, now)
+			}
 			if err != nil {
-				errs[i] = fmt.Errorf("host %s: master: %w", h.Name, err)
-				return
+				return fmt.Errorf("host %s: step %s: %w", h.Name, st.Name, err)
 			}
-			now := time.Now()
-			for si, st := range e.steps {
-				args := append(append([]string{}, base...), "-o", "ControlMaster=no", h.Address, st.Cmd)
-				out, d, err := exe(args)
-				if err == nil {
-					err = checkOutput(si, out, now)
-				}
-				if err != nil {
-					errs[i] = fmt.Errorf("host %s: step %s: %w", h.Name, st.Name, err)
-					return
-				}
-				mu.Lock()
-				m.StepTimes[si] = append(m.StepTimes[si], d)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+			mu.Lock()
+			m.StepTimes[si] = append(m.StepTimes[si], d)
+			mu.Unlock()
+		}
+		return nil
+	})
 	m.Wall = time.Since(start)
 	mcpu, merr := closeMasters(ctx, dir, e.environ())
 	m.CtlCPU = time.Duration(cpu.Load()) + mcpu
 	m.Connect = connect
-	for _, err := range errs {
-		if err != nil {
-			return m, err
-		}
+	if err != nil {
+		return m, err
 	}
 	return m, merr
 }
@@ -463,36 +455,22 @@ func (d *direct) run(ctx context.Context) (Measurement, error) {
 		fmt.Fprintf(&script, "%s || exit 1\n", st.Cmd)
 	}
 	var cpu atomic.Int64
-	errs := make([]error, e.n)
-	var wg sync.WaitGroup
 	start := time.Now()
-	for i, h := range e.bed.Hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cmd := exec.CommandContext(ctx, "nsenter", "--target", strconv.Itoa(h.InitPID()),
-				"--net", "--mount", "--pid", "--uts", "--ipc", "--wd=/", "--", "sh", "-c", script.String())
-			cmd.Env = []string{"PATH=" + cleanPATH, "HOME=/root", "LANG=C"}
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			c, _ := rusage(cmd.ProcessState)
-			cpu.Add(int64(c))
-			if err != nil {
-				errs[i] = fmt.Errorf("host %s: %w: %s", h.Name, err, strings.TrimSpace(stderr.String()))
-				return
-			}
-			if first, _, _ := strings.Cut(stdout.String(), "\n"); checkOutput(0, first, start) != nil {
-				errs[i] = fmt.Errorf("host %s: %w", h.Name, checkOutput(0, first, start))
-			}
-		}()
-	}
-	wg.Wait()
-	m := Measurement{Wall: time.Since(start), HostCPU: time.Duration(cpu.Load())}
-	for _, err := range errs {
+	err := eachHost(e.bed.Hosts, func(_ int, h *testbed.Host) error {
+		cmd := inHost(ctx, h, script.String())
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		c, _ := rusage(cmd.ProcessState)
+		cpu.Add(int64(c))
 		if err != nil {
-			return m, err
+			return fmt.Errorf("host %s: %w: %s", h.Name, err, strings.TrimSpace(stderr.String()))
 		}
-	}
-	return m, nil
+		first, _, _ := strings.Cut(stdout.String(), "\n")
+		if err := checkOutput(0, first, start); err != nil {
+			return fmt.Errorf("host %s: %w", h.Name, err)
+		}
+		return nil
+	})
+	return Measurement{Wall: time.Since(start), HostCPU: time.Duration(cpu.Load())}, err
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -176,15 +177,43 @@ func hostsCPU(ctx context.Context, bed *testbed.Bed, settle bool) (time.Duration
 	}
 }
 
+// inHost returns `sh -c script` run inside host h (its namespaces, entered
+// with nsenter), without SSH.
+func inHost(ctx context.Context, h *testbed.Host, script string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "nsenter", "--target", strconv.Itoa(h.InitPID()),
+		"--net", "--mount", "--pid", "--uts", "--ipc", "--wd=/", "--", "sh", "-c", script)
+	cmd.Env = []string{"PATH=" + cleanPATH, "HOME=/root", "LANG=C"}
+	return cmd
+}
+
+// eachHost runs fn for every host at once and returns, once all are done,
+// the first host's error in host order.
+func eachHost(hosts []*testbed.Host, fn func(i int, h *testbed.Host) error) error {
+	errs := make([]error, len(hosts))
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(i, h)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // commandCPU measures, inside host h and without SSH, the CPU each step's
 // command costs: a loop running it k times minus an empty loop, the median
 // of three such measurements.
 func commandCPU(ctx context.Context, h *testbed.Host, k int) ([]time.Duration, error) {
 	run := func(body string, times int) (time.Duration, error) {
 		script := fmt.Sprintf("i=0; while [ $i -lt %d ]; do %s >/dev/null || exit 1; i=$((i+1)); done", times, body)
-		cmd := exec.CommandContext(ctx, "nsenter", "--target", strconv.Itoa(h.InitPID()),
-			"--net", "--mount", "--pid", "--uts", "--ipc", "--wd=/", "--", "sh", "-c", script)
-		cmd.Env = []string{"PATH=" + cleanPATH, "HOME=/root", "LANG=C"}
+		cmd := inHost(ctx, h, script)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
