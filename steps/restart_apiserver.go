@@ -560,8 +560,11 @@ func (s *RestartAPIServer) waitHealthy(ctx context.Context, t *Target, c compone
 	}
 	return poll(ctx, s.UpTimeout, s.PollInterval, what, func(ctx context.Context) (bool, string, error) {
 		up, err := listening(ctx, t, c.port)
-		if err != nil || !up {
-			return false, fmt.Sprintf("port %d not listening", c.port), err
+		if err != nil {
+			return false, "", err
+		}
+		if !up {
+			return false, fmt.Sprintf("port %d not listening", c.port), nil
 		}
 		if check == nil {
 			return true, "", nil
@@ -657,7 +660,9 @@ func poll(ctx context.Context, timeout, interval time.Duration, what string, f f
 		if done && err == nil {
 			return nil
 		}
-		if state != "" {
+		// An attempt cut off by the deadline (err set) says nothing about
+		// the component: keep the last real answer for the message.
+		if state != "" && err == nil {
 			last = state
 		}
 		select {

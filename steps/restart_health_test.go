@@ -258,10 +258,9 @@ func TestRestartAPIServerHealthGateTimeouts(t *testing.T) {
 	api.readyAfter = -1
 	api.mu.Unlock()
 	_, err = newStep(t, "restart_apiserver", params+"components: [kube-apiserver]").Apply(ctx, tg)
-	// The last answer is usually "readyz answered 500"; on a starved machine
-	// the fake apiserver may not even be listening yet. Either way the gate
-	// must fail and say what it last saw.
-	if err == nil || !strings.Contains(err.Error(), "/readyz") || !(strings.Contains(err.Error(), "readyz answered 500") || strings.Contains(err.Error(), "(last: port")) {
+	// The message gives the last real answer, never the state of a probe
+	// the deadline cut off (which said "port not listening" half the time).
+	if err == nil || !strings.Contains(err.Error(), "/readyz") || !strings.Contains(err.Error(), "readyz answered 500") {
 		t.Errorf("apiserver live but never ready: %v", err)
 	}
 }

@@ -352,3 +352,20 @@ func TestManifestFlags(t *testing.T) {
 		t.Errorf("%s %d", h, p)
 	}
 }
+
+// TestPollKeepsLastRealAnswer: an attempt the deadline cuts off (it returns
+// an error) must not replace the last real answer in the timeout message.
+func TestPollKeepsLastRealAnswer(t *testing.T) {
+	calls := 0
+	err := poll(context.Background(), 300*time.Millisecond, 10*time.Millisecond, "x to be healthy", func(ctx context.Context) (bool, string, error) {
+		calls++
+		if calls == 1 {
+			return false, "health answered 503", nil
+		}
+		<-ctx.Done()
+		return false, "port 1 not listening", ctx.Err()
+	})
+	if err == nil || !strings.Contains(err.Error(), "(last: health answered 503)") {
+		t.Errorf("poll: %v, want the last real answer (health answered 503)", err)
+	}
+}
