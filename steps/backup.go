@@ -102,7 +102,6 @@ func (s *Backup) Apply(ctx context.Context, t *Target) (Result, error) {
 	return Result{
 		Changed: true,
 		Message: fmt.Sprintf("run %s: backup of %s in %s (%d files, checksums verified); restore with: %s", info.RunID, info.KubeDir, info.Dir, info.Files, info.Restore),
-		Details: []string{"run id: " + info.RunID, "backup: " + info.Dir, "restore by hand: " + info.Restore},
 		Data:    info,
 	}, nil
 }

@@ -110,23 +110,44 @@ func certSummary(l CertList, now time.Time, within time.Duration) string {
 	return msg
 }
 
-// certWarnings lists certificates expiring within d, and a missing kubelet certificate.
+// certWarnings lists certificates expiring within d, and a missing kubelet
+// certificate: one line for those kubeadm renews (the table above the
+// warnings gives each one's date), one for those already expired, and a
+// line each for a CA or kubelet's certificate, which kubeadm certs renew
+// does not renew.
 func certWarnings(l CertList, now time.Time, d time.Duration) []string {
 	var w []string
 	if d > 0 {
+		var expired, expiring []string
+		soonest := ""
 		for _, c := range l.Expiring(now, d) {
-			verb := "expires"
-			if !c.NotAfter.After(now) {
-				verb = "EXPIRED"
+			switch {
+			case c.Kind == KindKubelet || c.Kind == KindCA:
+				verb := "expires"
+				if !c.NotAfter.After(now) {
+					verb = "EXPIRED"
+				}
+				line := fmt.Sprintf("WARNING: %s (%s) %s %s, in %d days", c.Name, c.Path, verb, c.NotAfter.UTC().Format(time.RFC3339), c.DaysLeft)
+				if c.Kind == KindKubelet {
+					line += "; kubelet rotates this one, kubeadm certs renew does not"
+				} else {
+					line += "; a CA is not renewed by kubeadm certs renew"
+				}
+				w = append(w, line)
+			case !c.NotAfter.After(now):
+				expired = append(expired, c.Name)
+			default:
+				if soonest == "" {
+					soonest = fmt.Sprintf("soonest %s, in %d days", c.NotAfter.UTC().Format(time.RFC3339), c.DaysLeft)
+				}
+				expiring = append(expiring, c.Name)
 			}
-			line := fmt.Sprintf("WARNING: %s (%s) %s %s, in %d days", c.Name, c.Path, verb, c.NotAfter.UTC().Format(time.RFC3339), c.DaysLeft)
-			switch c.Kind {
-			case KindKubelet:
-				line += "; kubelet rotates this one, kubeadm certs renew does not"
-			case KindCA:
-				line += "; a CA is not renewed by kubeadm certs renew"
-			}
-			w = append(w, line)
+		}
+		if len(expired) > 0 {
+			w = append(w, fmt.Sprintf("WARNING: %d EXPIRED: %s", len(expired), strings.Join(expired, ", ")))
+		}
+		if len(expiring) > 0 {
+			w = append(w, fmt.Sprintf("WARNING: %d expire within %s (%s): %s", len(expiring), yamlx.Duration(d), soonest, strings.Join(expiring, ", ")))
 		}
 	}
 	for _, c := range l {

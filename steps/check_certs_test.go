@@ -2,6 +2,7 @@ package steps
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -65,7 +66,7 @@ func TestCheckCertsRealPKI(t *testing.T) {
 		t.Error("ExpiresWithin: want true for 30d and false for 1h")
 	}
 	warn := strings.Join(r.Details, "\n")
-	if !strings.Contains(warn, "WARNING: apiserver") || !strings.Contains(warn, "kubelet rotates this one") {
+	if !regexp.MustCompile(`WARNING: \d+ expire within 30d \(soonest [^)]+\): .*\bapiserver\b`).MatchString(warn) || !strings.Contains(warn, "kubelet rotates this one") {
 		t.Errorf("details lack warnings:\n%s", warn)
 	}
 	// JSON: not_after in RFC 3339.

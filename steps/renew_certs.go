@@ -322,7 +322,8 @@ func (s *RenewCerts) Apply(ctx context.Context, t *Target) (Result, error) {
 			strings.Join(notRenewed, ", "), lastLine(out)))
 	}
 	t.Facts.Set(factRenewed, renewed)
-	details = append(details, "backup: "+b.Dir+took, "restore by hand: "+b.Restore)
+	// The message names the backup and how to restore it.
+	details = append(details, "backup: "+b.Dir+took)
 	return Result{
 		Changed: true,
 		Message: fmt.Sprintf("renewed %d certificates; run %s, backup %s; restore with: %s", len(renewed), t.RunID, b.Dir, b.Restore),
