@@ -319,7 +319,7 @@ func (r *run) runStep(ctx context.Context, t *steps.Target, se *StepEntry, st st
 		return nil
 	}
 	var err error
-	var lastRes steps.Result
+	var res steps.Result
 	for attempt := 0; attempt <= se.Retries; attempt++ {
 		if attempt > 0 {
 			select {
@@ -332,11 +332,9 @@ func (r *run) runStep(ctx context.Context, t *steps.Target, se *StepEntry, st st
 		}
 		sr.Attempts = attempt + 1
 		sctx, cancel := context.WithTimeout(ctx, timeout)
-		var res steps.Result
 		res, err = st.Apply(sctx, t)
 		err = timeoutErr(sctx, timeout, err)
 		cancel()
-		lastRes = res
 		if reason, ok := steps.IsSkip(err); ok {
 			sr.Status = StatusSkipped
 			sr.Message = reason
@@ -364,8 +362,8 @@ func (r *run) runStep(ctx context.Context, t *steps.Target, se *StepEntry, st st
 	sr.Error = err.Error()
 	// What the failing step found (for example which certificates failed
 	// verification, and why) is reported with its error.
-	sr.Details = lastRes.Details
-	sr.Data = lastRes.Data
+	sr.Details = res.Details
+	sr.Data = res.Data
 	var re *steps.RestoredError
 	if errors.As(err, &re) {
 		sr.Rollback = "restored by the step: " + re.How

@@ -118,8 +118,8 @@ func certSummary(l CertList, now time.Time, within time.Duration) string {
 func certWarnings(l CertList, now time.Time, d time.Duration) []string {
 	var w []string
 	if d > 0 {
-		var expired, expiring []string
-		soonest := ""
+		var expired []string
+		var expiring CertList // soonest first, as Expiring returns them
 		for _, c := range l.Expiring(now, d) {
 			switch {
 			case c.Kind == KindKubelet || c.Kind == KindCA:
@@ -137,17 +137,20 @@ func certWarnings(l CertList, now time.Time, d time.Duration) []string {
 			case !c.NotAfter.After(now):
 				expired = append(expired, c.Name)
 			default:
-				if soonest == "" {
-					soonest = fmt.Sprintf("soonest %s, in %d days", c.NotAfter.UTC().Format(time.RFC3339), c.DaysLeft)
-				}
-				expiring = append(expiring, c.Name)
+				expiring = append(expiring, c)
 			}
 		}
 		if len(expired) > 0 {
 			w = append(w, fmt.Sprintf("WARNING: %d EXPIRED: %s", len(expired), strings.Join(expired, ", ")))
 		}
 		if len(expiring) > 0 {
-			w = append(w, fmt.Sprintf("WARNING: %d expire within %s (%s): %s", len(expiring), yamlx.Duration(d), soonest, strings.Join(expiring, ", ")))
+			var names []string
+			for _, c := range expiring {
+				names = append(names, c.Name)
+			}
+			first := expiring[0]
+			w = append(w, fmt.Sprintf("WARNING: %d expire within %s (soonest %s, in %d days): %s", len(expiring), yamlx.Duration(d),
+				first.NotAfter.UTC().Format(time.RFC3339), first.DaysLeft, strings.Join(names, ", ")))
 		}
 	}
 	for _, c := range l {

@@ -560,11 +560,8 @@ func (s *RestartAPIServer) waitHealthy(ctx context.Context, t *Target, c compone
 	}
 	return poll(ctx, s.UpTimeout, s.PollInterval, what, func(ctx context.Context) (bool, string, error) {
 		up, err := listening(ctx, t, c.port)
-		if err != nil {
-			return false, "", err
-		}
-		if !up {
-			return false, fmt.Sprintf("port %d not listening", c.port), nil
+		if err != nil || !up {
+			return false, fmt.Sprintf("port %d not listening", c.port), err
 		}
 		if check == nil {
 			return true, "", nil
