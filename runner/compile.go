@@ -10,20 +10,43 @@ import (
 	"github.com/kplay/kplay/steps"
 )
 
-// Plan is a playbook bound to an inventory: the targeted hosts, their
+// Plan is a playbook bound to an inventory: the targeted hosts, each play's
 // batches, and every step built with each host's variables. Building it
 // contacts no host, so every config error is found first.
 type Plan struct {
 	Playbook  *Playbook
 	Inventory *Inventory
-	// Hosts are the targeted hosts, in inventory order.
+	// Hosts are the hosts of every play, in inventory order.
+	Hosts []*HostSpec
+	// Plays are the plays, bound, in playbook order.
+	Plays []*PlayPlan
+}
+
+// PlayPlan is one play bound to the inventory.
+type PlayPlan struct {
+	Play *Play
+	// Hosts are the play's hosts, in inventory order.
 	Hosts []*HostSpec
 	// Batches partitions Hosts by serial.
 	Batches [][]*HostSpec
-	// Steps holds each host's bound steps, in playbook order.
+	// Steps holds each host's bound steps, in play order.
 	Steps map[string][]steps.Step
 	// Vars holds each host's resolved variables.
 	Vars map[string]*Vars
+}
+
+// Shape says in words how many steps, hosts and batches the plan has, per
+// play when there are several.
+func (p *Plan) Shape() string {
+	if len(p.Plays) == 1 {
+		pp := p.Plays[0]
+		return fmt.Sprintf("%d step(s) on %d host(s) in %d batch(es)", len(pp.Play.Steps), len(pp.Hosts), len(pp.Batches))
+	}
+	parts := make([]string, len(p.Plays))
+	for i, pp := range p.Plays {
+		parts[i] = fmt.Sprintf("%s: %d step(s) on %d host(s) in %d batch(es)", pp.Play.Label(i), len(pp.Play.Steps), len(pp.Hosts), len(pp.Batches))
+	}
+	return fmt.Sprintf("%d plays on %d host(s) (%s)", len(p.Plays), len(p.Hosts), strings.Join(parts, "; "))
 }
 
 // CompileOptions are the command-line inputs to compilation.
@@ -42,54 +65,73 @@ func Compile(pb *Playbook, inv *Inventory, o CompileOptions) (*Plan, error) {
 	if reg == nil {
 		reg = steps.Builtin()
 	}
-	targets, err := resolveNames(inv, pb.Hosts)
-	if err != nil {
-		return nil, &ConfigError{File: pb.File, Line: pb.hostsLine, Key: "hosts", Msg: err.Error()}
-	}
+	var limit []string
 	if len(o.Limit) > 0 {
-		limit, err := resolveNames(inv, o.Limit)
-		if err != nil {
+		var err error
+		if limit, err = resolveNames(inv, o.Limit); err != nil {
 			return nil, &ConfigError{File: "--limit", Msg: err.Error()}
 		}
-		var kept []string
-		for _, t := range targets {
-			if contains(limit, t) {
-				kept = append(kept, t)
-			}
-		}
-		if len(kept) == 0 {
-			return nil, &ConfigError{File: "--limit", Msg: fmt.Sprintf("%s matches none of the playbook's hosts (%s)", strings.Join(o.Limit, ","), strings.Join(pb.Hosts, ","))}
-		}
-		targets = kept
 	}
-	p := &Plan{Playbook: pb, Inventory: inv, Steps: map[string][]steps.Step{}, Vars: map[string]*Vars{}}
+	p := &Plan{Playbook: pb, Inventory: inv}
+	inAny := map[string]bool{}
+	for _, play := range pb.Plays {
+		pp, err := compilePlay(pb.File, play, inv, limit, o, reg)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range pp.Hosts {
+			inAny[h.Name] = true
+		}
+		p.Plays = append(p.Plays, pp)
+	}
+	if len(inAny) == 0 {
+		var hosts []string
+		for _, play := range pb.Plays {
+			hosts = append(hosts, play.Hosts...)
+		}
+		return nil, &ConfigError{File: "--limit", Msg: fmt.Sprintf("%s matches none of the playbook's hosts (%s)", strings.Join(o.Limit, ","), strings.Join(hosts, ","))}
+	}
 	for _, h := range inv.Hosts {
-		if contains(targets, h.Name) {
+		if inAny[h.Name] {
 			p.Hosts = append(p.Hosts, h)
 		}
-	}
-	for _, h := range p.Hosts {
-		v := hostVars(inv, pb, h, o.Vars)
-		p.Vars[h.Name] = v
-		for i, se := range pb.Steps {
-			st, err := reg[se.Type](se.Params, v)
-			if err != nil {
-				return nil, stepConfigErr(pb.File, i, se, h.Name, err)
-			}
-			p.Steps[h.Name] = append(p.Steps[h.Name], st)
-		}
-	}
-	size := pb.Serial.Size(len(p.Hosts))
-	for i := 0; i < len(p.Hosts); i += size {
-		end := min(i+size, len(p.Hosts))
-		p.Batches = append(p.Batches, p.Hosts[i:end])
 	}
 	return p, nil
 }
 
+// compilePlay binds one play: its hosts (within limit, if any), batches and steps.
+func compilePlay(file string, play *Play, inv *Inventory, limit []string, o CompileOptions, reg steps.Registry) (*PlayPlan, error) {
+	targets, err := resolveNames(inv, play.Hosts)
+	if err != nil {
+		return nil, &ConfigError{File: file, Line: play.hostsLine, Key: play.key + "hosts", Msg: err.Error()}
+	}
+	pp := &PlayPlan{Play: play, Steps: map[string][]steps.Step{}, Vars: map[string]*Vars{}}
+	for _, h := range inv.Hosts {
+		if contains(targets, h.Name) && (limit == nil || contains(limit, h.Name)) {
+			pp.Hosts = append(pp.Hosts, h)
+		}
+	}
+	for _, h := range pp.Hosts {
+		v := hostVars(inv, play, h, o.Vars)
+		pp.Vars[h.Name] = v
+		for _, se := range play.Steps {
+			st, err := reg[se.Type](se.Params, v)
+			if err != nil {
+				return nil, stepConfigErr(file, se, h.Name, err)
+			}
+			pp.Steps[h.Name] = append(pp.Steps[h.Name], st)
+		}
+	}
+	size := play.Serial.Size(len(pp.Hosts))
+	for i := 0; i < len(pp.Hosts); i += size {
+		pp.Batches = append(pp.Batches, pp.Hosts[i:min(i+size, len(pp.Hosts))])
+	}
+	return pp, nil
+}
+
 // stepConfigErr positions a step factory's error in the playbook.
-func stepConfigErr(file string, i int, se *StepEntry, host string, err error) error {
-	prefix := fmt.Sprintf("steps[%d]", i)
+func stepConfigErr(file string, se *StepEntry, host string, err error) error {
+	prefix := se.Key
 	if ye, ok := err.(*yamlx.Error); ok {
 		key := ye.Key
 		if !strings.HasPrefix(key, prefix) {
@@ -105,9 +147,9 @@ func stepConfigErr(file string, i int, se *StepEntry, host string, err error) er
 }
 
 // hostVars layers variables, lowest precedence first: inventory vars, group
-// vars (in group definition order), host vars, playbook vars, --var, and the
+// vars (in group definition order), host vars, play vars, --var, and the
 // built-ins host.name and host.address.
-func hostVars(inv *Inventory, pb *Playbook, h *HostSpec, cli map[string]string) *Vars {
+func hostVars(inv *Inventory, pb *Play, h *HostSpec, cli map[string]string) *Vars {
 	layers := []map[string]string{inv.Vars}
 	for _, g := range inv.GroupOrder {
 		if contains(inv.Groups[g], h.Name) {

@@ -16,20 +16,21 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // fixedReport is a report with every status, for golden output tests.
 func fixedReport() *Report {
 	start := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	rep := &Report{Playbook: "Renew", File: "playbooks/renew.yaml", RunID: "20261129T120000Z-abcdef", Started: start, Duration: 4200 * time.Millisecond, DurationSec: 4.2}
+	rep := &Report{Playbook: "Renew", File: "playbooks/renew.yaml", RunID: "20261129T120000Z-abcdef", Started: start, Duration: 4200 * time.Millisecond, DurationSec: 4.2,
+		Plays: []PlayReport{{Name: "Renew", Hosts: []string{"cp1", "cp2", "cp3"}, Serial: "1", Ran: true}}}
 	h1 := &HostReport{Name: "cp1", Address: "10.0.0.11", Batch: 1, Status: StatusChanged, State: `changed by "renew"`, Steps: []*StepReport{
-		{Index: 0, Name: "check", Type: "shell", Status: StatusOK, Started: start.Add(100 * time.Millisecond), Duration: 120 * time.Millisecond, DurationSec: 0.12, Attempts: 1, Message: "ok"},
-		{Index: 1, Name: "renew", Type: "shell", Status: StatusChanged, Changed: true, Started: start.Add(220 * time.Millisecond), Duration: 1500 * time.Millisecond, DurationSec: 1.5, Attempts: 2, Message: "renewed", Details: []string{"apiserver: 2027-11-29"}},
+		{Play: 1, Index: 0, Name: "check", Type: "shell", Status: StatusOK, Started: start.Add(100 * time.Millisecond), Duration: 120 * time.Millisecond, DurationSec: 0.12, Attempts: 1, Message: "ok"},
+		{Play: 1, Index: 1, Name: "renew", Type: "shell", Status: StatusChanged, Changed: true, Started: start.Add(220 * time.Millisecond), Duration: 1500 * time.Millisecond, DurationSec: 1.5, Attempts: 2, Message: "renewed", Details: []string{"apiserver: 2027-11-29"}},
 	}}
 	h2 := &HostReport{Name: "cp2", Address: "10.0.0.12", Batch: 2, Status: StatusFailed, Error: `step "renew": exit status 1: kubeadm: error`, State: `rolled back "check"; step "renew" failed`,
 		Restore: []string{`step "x": cp -a /var/lib/kplay/backups/r/. /etc/kubernetes/`},
 		Steps: []*StepReport{
-			{Index: 0, Name: "check", Type: "shell", Status: StatusRolledBack, Changed: true, Duration: 80 * time.Millisecond, DurationSec: 0.08, Attempts: 1, Rollback: "rolled back (run: rm -f x) in 5ms"},
-			{Index: 1, Name: "renew", Type: "shell", Status: StatusFailed, Duration: 900 * time.Millisecond, DurationSec: 0.9, Attempts: 1, Error: "exit status 1: kubeadm: error\nline two"},
+			{Play: 1, Index: 0, Name: "check", Type: "shell", Status: StatusRolledBack, Changed: true, Duration: 80 * time.Millisecond, DurationSec: 0.08, Attempts: 1, Rollback: "rolled back (run: rm -f x) in 5ms"},
+			{Play: 1, Index: 1, Name: "renew", Type: "shell", Status: StatusFailed, Duration: 900 * time.Millisecond, DurationSec: 0.9, Attempts: 1, Error: "exit status 1: kubeadm: error\nline two"},
 		}, err: os.ErrInvalid}
 	h3 := &HostReport{Name: "cp3", Address: "10.0.0.13", Batch: 3, Status: StatusNotRun, State: "not contacted", Steps: []*StepReport{
-		{Index: 0, Name: "check", Type: "shell", Status: StatusNotRun},
-		{Index: 1, Name: "renew", Type: "shell", Status: StatusNotRun, Plan: &steps.Plan{Summary: "x"}},
+		{Play: 1, Index: 0, Name: "check", Type: "shell", Status: StatusNotRun},
+		{Play: 1, Index: 1, Name: "renew", Type: "shell", Status: StatusNotRun, Plan: &steps.Plan{Summary: "x"}},
 	}}
 	rep.Hosts = []*HostReport{h1, h2, h3}
 	rep.Stopped = "1 host(s) failed, more than max_fail 0: batches 3 to 3 not started"

@@ -145,7 +145,7 @@ func TestParsePlaybookErrors(t *testing.T) {
 		{"bad serial", "hosts: all\nserial: 0%\nsteps: [{shell: x}]\n", `pb.yaml:2: key "serial": bad value`},
 		{"bad rollback", "hosts: all\nrollback: some\nsteps: [{shell: x}]\n", `pb.yaml:2: key "rollback": unknown mode`},
 		{"no hosts", "steps: [{shell: x}]\n", `key "hosts": is required`},
-		{"no steps", "hosts: all\n", `key "steps": playbook has no steps`},
+		{"no steps", "hosts: all\n", `key "steps": play has no steps`},
 		{"two docs", "hosts: all\nsteps: [{shell: x}]\n---\nhosts: b\n", `more than one YAML document`},
 	}
 	for _, tt := range tests {
@@ -209,7 +209,7 @@ vars: {i: inv, only_inv: inv}
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := plan.Vars["cp1"]
+	v := plan.Plays[0].Vars["cp1"]
 	for name, want := range map[string]string{"c": "cli", "p": "play", "h": "host", "g": "host", "i": "group", "only_inv": "inv", "host.name": "cp1", "host.address": "10.0.0.1"} {
 		if got, _ := v.Get(name); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
@@ -272,7 +272,7 @@ func TestSerialBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got []int
-		for _, batch := range plan.Batches {
+		for _, batch := range plan.Plays[0].Batches {
 			got = append(got, len(batch))
 		}
 		if strings.Trim(strings.Join(strings.Fields(fmtInts(got)), ","), "[]") != strings.Trim(strings.Join(strings.Fields(fmtInts(tt.want)), ","), "[]") {

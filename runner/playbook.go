@@ -13,27 +13,61 @@ import (
 	"github.com/kplay/kplay/steps"
 )
 
+// RollbackMode says what a failure undoes.
+type RollbackMode string
+
 // Rollback modes.
 const (
-	RollbackHost = "host"
-	RollbackAll  = "all"
-	RollbackNone = "none"
+	// RollbackHost undoes the failed host's changes, from every play.
+	RollbackHost RollbackMode = "host"
+	// RollbackAll undoes every changed host of the run, latest first.
+	RollbackAll RollbackMode = "all"
+	// RollbackNone undoes nothing.
+	RollbackNone RollbackMode = "none"
 )
 
-// Playbook is a loaded playbook.
+// Playbook is a loaded playbook: one play or several, run in order.
 type Playbook struct {
-	File    string
+	File string
+	// Name is the first play's name.
+	Name  string
+	Plays []*Play
+}
+
+// Steps returns every step of every play, in order.
+func (pb *Playbook) Steps() []*StepEntry {
+	var all []*StepEntry
+	for _, p := range pb.Plays {
+		all = append(all, p.Steps...)
+	}
+	return all
+}
+
+// Play is one play: which hosts, in what batches, with which steps. A play
+// starts only when every earlier play has finished on all of its hosts: a
+// barrier between, say, renewing everywhere and restarting host by host.
+type Play struct {
 	Name    string
 	Hosts   []string
 	Serial  Serial
 	Forks   int
 	MaxFail int
-	// Rollback is host, all or none.
-	Rollback string
+	// Rollback is what a failure in this play undoes.
+	Rollback RollbackMode
 	Vars     map[string]string
 	Steps    []*StepEntry
+	// key prefixes this play's keys in errors ("" for a one-play playbook).
+	key string
 	// hostsLine is where hosts: is, for errors.
 	hostsLine int
+}
+
+// Label is the play's name, or "play N".
+func (p *Play) Label(i int) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return fmt.Sprintf("play %d", i+1)
 }
 
 // Serial is a batch size: a count, or a percentage of the targeted hosts.
@@ -79,6 +113,8 @@ type StepEntry struct {
 	// RunOnce is nil when the playbook does not say; the step type decides.
 	RunOnce *bool
 	Line    int
+	// Key is the step's path in the playbook, e.g. steps[2] or [1].steps[0].
+	Key string
 }
 
 // Label is the step's name, or its type.
@@ -89,7 +125,7 @@ func (s *StepEntry) Label() string {
 	return s.Type
 }
 
-type playbookFile struct {
+type playFile struct {
 	Name     string               `yaml:"name"`
 	Hosts    yaml.Node            `yaml:"hosts"`
 	Serial   yaml.Node            `yaml:"serial"`
@@ -109,7 +145,8 @@ func LoadPlaybook(path string, reg steps.Registry) (*Playbook, error) {
 	return ParsePlaybook(path, data, reg)
 }
 
-// ParsePlaybook parses playbook YAML; file is used in errors.
+// ParsePlaybook parses playbook YAML; file is used in errors. A playbook is
+// one play (a mapping) or a list of plays, as in Ansible.
 func ParsePlaybook(file string, data []byte, reg steps.Registry) (*Playbook, error) {
 	root, err := parseDoc(file, data)
 	if err != nil {
@@ -118,48 +155,80 @@ func ParsePlaybook(file string, data []byte, reg steps.Registry) (*Playbook, err
 	if root == nil {
 		return nil, &ConfigError{File: file, Msg: "playbook is empty"}
 	}
-	var f playbookFile
-	if err := yamlx.Decode(root, &f, ""); err != nil {
-		return nil, configErr(file, err)
-	}
-	pb := &Playbook{File: file, Name: f.Name, Forks: f.Forks, MaxFail: f.MaxFail, Rollback: f.Rollback}
-	if pb.Hosts, err = stringList(file, &f.Hosts, "hosts"); err != nil {
-		return nil, err
-	}
-	pb.hostsLine = f.Hosts.Line
-	if len(pb.Hosts) == 0 {
-		return nil, &ConfigError{File: file, Line: root.Line, Key: "hosts", Msg: "is required: the hosts or groups to run on"}
-	}
-	if pb.Serial, err = parseSerial(file, &f.Serial); err != nil {
-		return nil, err
-	}
-	if pb.Forks < 0 {
-		return nil, &ConfigError{File: file, Line: keyLine(root, "forks"), Key: "forks", Msg: "must be positive"}
-	}
-	if pb.MaxFail < 0 {
-		return nil, &ConfigError{File: file, Line: keyLine(root, "max_fail"), Key: "max_fail", Msg: "must be 0 or more"}
-	}
-	switch pb.Rollback {
-	case "":
-		pb.Rollback = RollbackHost
-	case RollbackHost, RollbackAll, RollbackNone:
-	default:
-		return nil, &ConfigError{File: file, Line: keyLine(root, "rollback"), Key: "rollback", Msg: fmt.Sprintf("unknown mode %q (known: host, all, none)", pb.Rollback)}
-	}
-	if pb.Vars, err = scalarVars(file, "vars", f.Vars); err != nil {
-		return nil, err
-	}
-	if len(f.Steps) == 0 {
-		return nil, &ConfigError{File: file, Line: root.Line, Key: "steps", Msg: "playbook has no steps"}
-	}
-	for i := range f.Steps {
-		s, err := parseStep(file, &f.Steps[i], i, reg)
+	pb := &Playbook{File: file}
+	switch root.Kind {
+	case yaml.SequenceNode:
+		if len(root.Content) == 0 {
+			return nil, &ConfigError{File: file, Line: root.Line, Msg: "playbook has no plays"}
+		}
+		for i, n := range root.Content {
+			p, err := parsePlay(file, n, fmt.Sprintf("[%d].", i), reg)
+			if err != nil {
+				return nil, err
+			}
+			pb.Plays = append(pb.Plays, p)
+		}
+	case yaml.MappingNode:
+		p, err := parsePlay(file, root, "", reg)
 		if err != nil {
 			return nil, err
 		}
-		pb.Steps = append(pb.Steps, s)
+		pb.Plays = []*Play{p}
+	default:
+		return nil, &ConfigError{File: file, Line: root.Line, Msg: "a playbook is a play (a mapping with hosts: and steps:) or a list of plays"}
 	}
+	pb.Name = pb.Plays[0].Name
 	return pb, nil
+}
+
+// parsePlay parses one play; key prefixes its keys in errors.
+func parsePlay(file string, root *yaml.Node, key string, reg steps.Registry) (*Play, error) {
+	if root.Kind != yaml.MappingNode {
+		return nil, &ConfigError{File: file, Line: root.Line, Key: strings.TrimSuffix(key, "."), Msg: "a play must be a mapping with hosts: and steps:"}
+	}
+	var f playFile
+	if err := yamlx.Decode(root, &f, strings.TrimSuffix(key, ".")); err != nil {
+		return nil, configErr(file, err)
+	}
+	p := &Play{Name: f.Name, Forks: f.Forks, MaxFail: f.MaxFail, Rollback: RollbackMode(f.Rollback), key: key}
+	var err error
+	if p.Hosts, err = stringList(file, &f.Hosts, key+"hosts"); err != nil {
+		return nil, err
+	}
+	p.hostsLine = f.Hosts.Line
+	if len(p.Hosts) == 0 {
+		return nil, &ConfigError{File: file, Line: root.Line, Key: key + "hosts", Msg: "is required: the hosts or groups to run on"}
+	}
+	if p.Serial, err = parseSerial(file, &f.Serial, key+"serial"); err != nil {
+		return nil, err
+	}
+	if p.Forks < 0 {
+		return nil, &ConfigError{File: file, Line: keyLine(root, "forks"), Key: key + "forks", Msg: "must be positive"}
+	}
+	if p.MaxFail < 0 {
+		return nil, &ConfigError{File: file, Line: keyLine(root, "max_fail"), Key: key + "max_fail", Msg: "must be 0 or more"}
+	}
+	switch p.Rollback {
+	case "":
+		p.Rollback = RollbackHost
+	case RollbackHost, RollbackAll, RollbackNone:
+	default:
+		return nil, &ConfigError{File: file, Line: keyLine(root, "rollback"), Key: key + "rollback", Msg: fmt.Sprintf("unknown mode %q (known: host, all, none)", p.Rollback)}
+	}
+	if p.Vars, err = scalarVars(file, key+"vars", f.Vars); err != nil {
+		return nil, err
+	}
+	if len(f.Steps) == 0 {
+		return nil, &ConfigError{File: file, Line: root.Line, Key: key + "steps", Msg: "play has no steps"}
+	}
+	for i := range f.Steps {
+		s, err := parseStep(file, &f.Steps[i], fmt.Sprintf("%ssteps[%d]", key, i), reg)
+		if err != nil {
+			return nil, err
+		}
+		p.Steps = append(p.Steps, s)
+	}
+	return p, nil
 }
 
 // stringList accepts "a,b" or [a, b].
@@ -187,11 +256,11 @@ func stringList(file string, n *yaml.Node, key string) ([]string, error) {
 	return out, nil
 }
 
-func parseSerial(file string, n *yaml.Node) (Serial, error) {
+func parseSerial(file string, n *yaml.Node, key string) (Serial, error) {
 	if n.Kind == 0 {
 		return Serial{}, nil
 	}
-	bad := &ConfigError{File: file, Line: n.Line, Key: "serial", Msg: fmt.Sprintf("bad value %q: want a number of hosts (1) or a percentage (\"30%%\")", n.Value)}
+	bad := &ConfigError{File: file, Line: n.Line, Key: key, Msg: fmt.Sprintf("bad value %q: want a number of hosts (1) or a percentage (\"30%%\")", n.Value)}
 	if n.Kind != yaml.ScalarNode {
 		return Serial{}, bad
 	}
@@ -210,12 +279,11 @@ func parseSerial(file string, n *yaml.Node) (Serial, error) {
 	return Serial{N: c}, nil
 }
 
-func parseStep(file string, n *yaml.Node, i int, reg steps.Registry) (*StepEntry, error) {
-	path := fmt.Sprintf("steps[%d]", i)
+func parseStep(file string, n *yaml.Node, path string, reg steps.Registry) (*StepEntry, error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, &ConfigError{File: file, Line: n.Line, Key: path, Msg: "a step must be a mapping with a step type, e.g. shell: {cmd: ...}"}
 	}
-	s := &StepEntry{Line: n.Line}
+	s := &StepEntry{Line: n.Line, Key: path}
 	for j := 0; j+1 < len(n.Content); j += 2 {
 		k, v := n.Content[j], n.Content[j+1]
 		kp := path + "." + k.Value

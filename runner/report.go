@@ -6,16 +6,31 @@ import (
 	"github.com/kplay/kplay/steps"
 )
 
+// Status is a host's or a step's outcome, as the report shows it.
+type Status string
+
 // Host and step statuses.
 const (
-	StatusOK          = "ok"
-	StatusChanged     = "changed"
-	StatusFailed      = "failed"
-	StatusSkipped     = "skipped"
-	StatusUnreachable = "unreachable"
-	StatusRolledBack  = "rolled back"
-	StatusNotRun      = "not run"
-	StatusPlanned     = "planned"
+	StatusOK          Status = "ok"
+	StatusChanged     Status = "changed"
+	StatusFailed      Status = "failed"
+	StatusSkipped     Status = "skipped"
+	StatusUnreachable Status = "unreachable"
+	StatusRolledBack  Status = "rolled back"
+	StatusNotRun      Status = "not run"
+	StatusPlanned     Status = "planned"
+)
+
+// rollbackOutcome is what happened to a step's change on rollback: the
+// typed fact behind StepReport.Rollback's words.
+type rollbackOutcome int
+
+const (
+	rbNone           rollbackOutcome = iota // not rolled back (nothing to undo, or no rollback ran)
+	rbDone                                  // undone
+	rbFailed                                // the undo failed: see the host's restore hints
+	rbRestoredByStep                        // the failed step undid its own partial change
+	rbKept                                  // the undo declined on purpose: undoing would make things worse
 )
 
 // Report is the outcome of a run, also its JSON document.
@@ -29,18 +44,30 @@ type Report struct {
 	DurationSec float64       `json:"duration_seconds"`
 	Interrupted bool          `json:"interrupted"`
 	// Stopped says why no further batch started, if one did not.
-	Stopped string        `json:"stopped,omitempty"`
-	Hosts   []*HostReport `json:"hosts"`
-	Totals  Totals        `json:"totals"`
+	Stopped string `json:"stopped,omitempty"`
+	// Plays lists the playbook's plays, in order.
+	Plays  []PlayReport  `json:"plays"`
+	Hosts  []*HostReport `json:"hosts"`
+	Totals Totals        `json:"totals"`
+}
+
+// PlayReport is one play of the run.
+type PlayReport struct {
+	Name   string   `json:"name"`
+	Hosts  []string `json:"hosts"`
+	Serial string   `json:"serial"`
+	// Ran is false when the play did not start (see Report.Stopped).
+	Ran bool `json:"ran"`
 }
 
 // HostReport is one host's outcome.
 type HostReport struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
-	Batch   int    `json:"batch"`
+	// Batch is the host's batch in the first play it is in.
+	Batch int `json:"batch"`
 	// Status is ok, changed, failed, unreachable, rolled back or not run.
-	Status string `json:"status"`
+	Status Status `json:"status"`
 	// Error is why the host failed.
 	Error string `json:"error,omitempty"`
 	// State says what state the host is left in, in words.
@@ -52,15 +79,20 @@ type HostReport struct {
 
 	undos []undoEntry
 	err   error
+	// plays holds the host's step reports by play index.
+	plays map[int][]*StepReport
 }
 
 // StepReport is one step on one host.
 type StepReport struct {
+	// Play is the step's play, from 1.
+	Play int `json:"play"`
+	// Index is the step's position in its play, from 0.
 	Index int    `json:"index"`
 	Name  string `json:"name"`
 	Type  string `json:"type"`
 	// Status is ok, changed, failed, skipped, rolled back, planned or not run.
-	Status  string `json:"status"`
+	Status  Status `json:"status"`
 	Changed bool   `json:"changed"`
 	// Started is when the step began on this host (omitted if it never ran).
 	Started     time.Time     `json:"started,omitzero"`
@@ -74,6 +106,8 @@ type StepReport struct {
 	Rollback string      `json:"rollback,omitempty"`
 	Plan     *steps.Plan `json:"plan,omitempty"`
 	Data     any         `json:"data,omitempty"`
+
+	rb rollbackOutcome
 }
 
 // Totals counts step outcomes, like Ansible's PLAY RECAP.
@@ -95,6 +129,16 @@ func (t *Totals) add(o Totals) {
 	t.RolledBack += o.RolledBack
 	t.Unreachable += o.Unreachable
 	t.NotRun += o.NotRun
+}
+
+// ranPlay reports whether any step of play pi ran on the host.
+func (h *HostReport) ranPlay(pi int) bool {
+	for _, s := range h.plays[pi] {
+		if s.Status != StatusNotRun {
+			return true
+		}
+	}
+	return h.Status == StatusUnreachable
 }
 
 // Failed reports whether the host failed (a step failed or it was unreachable).

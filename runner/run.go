@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -72,26 +71,71 @@ func NewRunID(now time.Time) string {
 type run struct {
 	plan  *Plan
 	opts  Options
+	forks int
 	rep   *Report
 	hosts map[string]*HostReport
 	conns map[string]Conn
 	tgts  map[string]*steps.Target
-	// dialErrs and locks are filled by lockHosts before the first batch.
+	// dialErrs and locks are filled by lockHosts before the first play.
 	dialErrs map[string]error
 	locks    map[string]*hostLock
+	// done lists the batches that ran, of every play, in order: the final
+	// rollback undoes them latest first.
+	done [][]*HostSpec
+	// failMode is RollbackAll when a host failed in a play whose rollback
+	// mode is all.
+	failMode RollbackMode
+	// stopped is set when failures exceeded a play's max_fail.
+	stopped bool
 
 	mu   sync.Mutex
-	once map[int]string // step index -> host that claimed a run_once step
+	once map[[2]int]string // (play, step) -> host that claimed a run_once step
 	merr *multierror.Error
 }
 
-// Run executes the plan. It returns the report and the aggregated host errors
-// (nil when every host succeeded). ctx cancellation (an interrupt) stops new
-// steps, cancels running commands and rolls back changed hosts.
+// Run executes the plan: its plays in order, each play's batches in order,
+// a play starting only when the one before it has finished everywhere. It
+// returns the report and the aggregated host errors (nil when every host
+// succeeded). ctx cancellation (an interrupt) stops new steps, cancels
+// running commands and rolls back changed hosts.
 func Run(ctx context.Context, plan *Plan, opts Options) (*Report, error) {
 	if opts.Dial == nil {
 		return nil, errors.New("runner: no dialer")
 	}
+	r := newRun(plan, withDefaults(opts))
+	defer r.closeAll()
+	locked := true
+	if r.opts.Lock != nil && !r.opts.DryRun {
+		locked = r.lockHosts(ctx, r.forks)
+	}
+	for pi, pp := range plan.Plays {
+		if !locked || r.stopped {
+			break
+		}
+		if ctx.Err() != nil {
+			r.rep.Interrupted = true
+			r.rep.Stopped = fmt.Sprintf("interrupted before %s", pp.Play.Label(pi))
+			break
+		}
+		r.rep.Plays[pi].Ran = true
+		r.runPlay(ctx, pi, pp)
+	}
+	if ctx.Err() != nil {
+		r.rep.Interrupted = true
+	}
+	r.finalRollback()
+	r.releaseLocks()
+	r.rep.Duration = time.Since(r.rep.Started)
+	r.rep.DurationSec = r.rep.Duration.Seconds()
+	for _, hr := range r.rep.Hosts {
+		hr.tally()
+		r.rep.Totals.add(hr.Totals)
+	}
+	return r.rep, r.merr.ErrorOrNil()
+}
+
+// withDefaults fills the options' zero values.
+func withDefaults(opts Options) Options {
 	if opts.DefaultTimeout <= 0 {
 		opts.DefaultTimeout = 10 * time.Minute
 	}
@@ -104,87 +148,116 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Report, error) {
 	if opts.RollbackCtx == nil {
 		opts.RollbackCtx = context.Background()
 	}
-	forks := opts.Forks
+	return opts
+}
+
+// newRun prepares the report: every host of every play, with every step
+// it will run, not run yet.
+func newRun(plan *Plan, opts Options) *run {
+	r := &run{
+		plan: plan, opts: opts, forks: opts.Forks,
+		hosts: map[string]*HostReport{}, conns: map[string]Conn{}, tgts: map[string]*steps.Target{},
+		once: map[[2]int]string{}, dialErrs: map[string]error{}, locks: map[string]*hostLock{},
+		rep: &Report{Playbook: plan.Playbook.Name, File: plan.Playbook.File, RunID: opts.RunID, DryRun: opts.DryRun, Started: time.Now()},
+	}
+	for _, h := range plan.Hosts {
+		hr := &HostReport{Name: h.Name, Address: h.Address, Status: StatusNotRun, State: "not contacted", plays: map[int][]*StepReport{}}
+		r.hosts[h.Name] = hr
+		r.rep.Hosts = append(r.rep.Hosts, hr)
+	}
+	for pi, pp := range plan.Plays {
+		pr := PlayReport{Name: pp.Play.Label(pi), Serial: pp.Play.Serial.String()}
+		for bi, batch := range pp.Batches {
+			for _, h := range batch {
+				pr.Hosts = append(pr.Hosts, h.Name)
+				hr := r.hosts[h.Name]
+				if hr.Batch == 0 {
+					hr.Batch = bi + 1
+				}
+				for i, se := range pp.Play.Steps {
+					sr := &StepReport{Play: pi + 1, Index: i, Name: se.Label(), Type: se.Type, Status: StatusNotRun}
+					hr.plays[pi] = append(hr.plays[pi], sr)
+					hr.Steps = append(hr.Steps, sr)
+				}
+			}
+		}
+		r.rep.Plays = append(r.rep.Plays, pr)
+	}
+	return r
+}
+
+// runPlay runs one play's batches. A play whose failed hosts exceed its
+// max_fail starts no further batch, and no later play starts.
+func (r *run) runPlay(ctx context.Context, pi int, pp *PlayPlan) {
+	forks := r.forks
 	if forks <= 0 {
-		forks = plan.Playbook.Forks
+		forks = pp.Play.Forks
 	}
 	if forks <= 0 {
 		forks = 50
 	}
-	r := &run{
-		plan:  plan,
-		opts:  opts,
-		hosts: map[string]*HostReport{},
-		conns: map[string]Conn{},
-		tgts:  map[string]*steps.Target{},
-		once:  map[int]string{},
-
-		dialErrs: map[string]error{},
-		locks:    map[string]*hostLock{},
-		rep: &Report{
-			Playbook: plan.Playbook.Name,
-			File:     plan.Playbook.File,
-			RunID:    opts.RunID,
-			DryRun:   opts.DryRun,
-			Started:  time.Now(),
-		},
-	}
-	for bi, batch := range plan.Batches {
-		for _, h := range batch {
-			hr := &HostReport{Name: h.Name, Address: h.Address, Batch: bi + 1, Status: StatusNotRun, State: "not contacted"}
-			for i, se := range plan.Playbook.Steps {
-				hr.Steps = append(hr.Steps, &StepReport{Index: i, Name: se.Label(), Type: se.Type, Status: StatusNotRun})
-			}
-			r.hosts[h.Name] = hr
-			r.rep.Hosts = append(r.rep.Hosts, hr)
-		}
-	}
-	defer r.closeAll()
-
 	failed := 0
-	var done [][]*HostSpec
-	batches := plan.Batches
-	if opts.Lock != nil && !opts.DryRun && !r.lockHosts(ctx, forks) {
-		batches = nil
-	}
-	for bi, batch := range batches {
+	for bi, batch := range pp.Batches {
 		if ctx.Err() != nil {
 			r.rep.Interrupted = true
-			r.rep.Stopped = fmt.Sprintf("interrupted before batch %d", bi+1)
-			break
+			r.rep.Stopped = fmt.Sprintf("interrupted before batch %d of %s", bi+1, pp.Play.Label(pi))
+			return
 		}
-		if failed > plan.Playbook.MaxFail {
-			r.rep.Stopped = fmt.Sprintf("%d host(s) failed, more than max_fail %d: batches %d to %d not started", failed, plan.Playbook.MaxFail, bi+1, len(plan.Batches))
+		if failed > pp.Play.MaxFail {
 			break
 		}
 		var g errgroup.Group
 		g.SetLimit(forks)
 		for _, h := range batch {
 			g.Go(func() error {
-				r.runHost(ctx, h)
+				r.runHost(ctx, pi, pp, h)
 				return nil
 			})
 		}
 		_ = g.Wait()
-		done = append(done, batch)
+		r.done = append(r.done, batch)
 		for _, h := range batch {
 			if r.hosts[h.Name].Failed() {
 				failed++
 			}
 		}
 	}
-	if ctx.Err() != nil {
-		r.rep.Interrupted = true
+	if failed > 0 && pp.Play.Rollback == RollbackAll {
+		r.failMode = RollbackAll
 	}
-	r.finalRollback(done, failed)
-	r.releaseLocks()
-	r.rep.Duration = time.Since(r.rep.Started)
-	r.rep.DurationSec = r.rep.Duration.Seconds()
-	for _, hr := range r.rep.Hosts {
-		hr.tally()
-		r.rep.Totals.add(hr.Totals)
+	if failed > pp.Play.MaxFail {
+		r.stopped = true
+		r.rep.Stopped = r.stoppedWhy(pi, pp, failed)
 	}
-	return r.rep, r.merr.ErrorOrNil()
+}
+
+// stoppedWhy says which batches and plays did not start after failures.
+func (r *run) stoppedWhy(pi int, pp *PlayPlan, failed int) string {
+	var notRun []string
+	ran := 0
+	for _, b := range pp.Batches {
+		if !r.hosts[b[0].Name].ranPlay(pi) {
+			break
+		}
+		ran++
+	}
+	if ran < len(pp.Batches) {
+		notRun = append(notRun, fmt.Sprintf("batches %d to %d of %s", ran+1, len(pp.Batches), pp.Play.Label(pi)))
+	}
+	for i := pi + 1; i < len(r.plan.Plays); i++ {
+		notRun = append(notRun, r.plan.Plays[i].Play.Label(i))
+	}
+	if len(r.plan.Plays) == 1 {
+		if len(notRun) == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%d host(s) failed, more than max_fail %d: batches %d to %d not started", failed, pp.Play.MaxFail, ran+1, len(pp.Batches))
+	}
+	msg := fmt.Sprintf("%d host(s) failed in %s, more than max_fail %d", failed, pp.Play.Label(pi), pp.Play.MaxFail)
+	if len(notRun) > 0 {
+		msg += ": not started: " + strings.Join(notRun, ", ")
+	}
+	return msg
 }
 
 // closeAll closes every open connection.
@@ -200,16 +273,38 @@ func (r *run) hostErr(err error) {
 	r.mu.Unlock()
 }
 
-// runHost runs one host's steps in order, and rolls the host back if a step
-// fails (unless rollback is none).
-func (r *run) runHost(ctx context.Context, h *HostSpec) {
-	hr := r.hosts[h.Name]
+// target returns the host's connection as a step target, dialing it on
+// first use; later plays reuse the connection and the host's facts.
+func (r *run) target(ctx context.Context, h *HostSpec) (*steps.Target, error) {
 	r.mu.Lock()
-	conn, err := r.conns[h.Name], r.dialErrs[h.Name]
+	t, conn, err := r.tgts[h.Name], r.conns[h.Name], r.dialErrs[h.Name]
 	r.mu.Unlock()
-	if conn == nil && err == nil {
-		conn, err = r.opts.Dial(ctx, h)
+	if t != nil || err != nil {
+		return t, err
 	}
+	if conn == nil {
+		if conn, err = r.opts.Dial(ctx, h); err != nil {
+			r.mu.Lock()
+			r.dialErrs[h.Name] = err
+			r.mu.Unlock()
+			return nil, err
+		}
+	}
+	t = steps.NewTarget(conn, r.opts.RunID)
+	r.mu.Lock()
+	r.conns[h.Name], r.tgts[h.Name] = conn, t
+	r.mu.Unlock()
+	return t, nil
+}
+
+// runHost runs one host's steps of one play in order, and rolls the host
+// back if a step fails (as the play's rollback mode says).
+func (r *run) runHost(ctx context.Context, pi int, pp *PlayPlan, h *HostSpec) {
+	hr := r.hosts[h.Name]
+	if hr.err != nil {
+		return // failed in an earlier play: later plays skip it, as Ansible does
+	}
+	t, err := r.target(ctx, h)
 	if err != nil {
 		hr.Status = StatusUnreachable
 		hr.err = fmt.Errorf("%s: %w", h.Name, err)
@@ -217,42 +312,26 @@ func (r *run) runHost(ctx context.Context, h *HostSpec) {
 			hr.err = fmt.Errorf("%s: interrupted while connecting: %w", h.Name, err)
 		}
 		hr.Error = err.Error()
-		hr.State = "unchanged: kplay could not log in, so nothing ran"
 		r.hostErr(hr.err)
+		hr.State = r.describeState(hr)
 		return
 	}
-	r.mu.Lock()
-	r.conns[h.Name] = conn
-	r.mu.Unlock()
-	t := steps.NewTarget(conn, r.opts.RunID)
-	r.mu.Lock()
-	r.tgts[h.Name] = t
-	r.mu.Unlock()
-	hr.Status = StatusOK
-	hr.State = "unchanged"
-
-	for i, st := range r.plan.Steps[h.Name] {
-		se := r.plan.Playbook.Steps[i]
-		sr := hr.Steps[i]
+	if hr.Status == StatusNotRun {
+		hr.Status = StatusOK
+	}
+	for i, st := range pp.Steps[h.Name] {
+		se, sr := pp.Play.Steps[i], hr.plays[pi][i]
 		if ctx.Err() != nil {
 			hr.err = fmt.Errorf("%s: interrupted before step %q", h.Name, se.Label())
 			hr.Error = "interrupted"
 			r.hostErr(hr.err)
 			break
 		}
-		if r.runOnce(se, st) {
-			r.mu.Lock()
-			owner, taken := r.once[i]
-			if !taken {
-				r.once[i] = h.Name
-			}
-			r.mu.Unlock()
-			if taken {
-				sr.Status = StatusSkipped
-				sr.Message = "run_once: runs on " + owner
-				r.notify(hr, sr)
-				continue
-			}
+		if owner, taken := r.claimOnce(pi, i, se, st, h.Name); taken {
+			sr.Status = StatusSkipped
+			sr.Message = "run_once: runs on " + owner
+			r.notify(hr, sr)
+			continue
 		}
 		err := r.runStep(ctx, t, se, st, hr, sr)
 		r.notify(hr, sr)
@@ -268,13 +347,28 @@ func (r *run) runHost(ctx context.Context, h *HostSpec) {
 		hr.Status = StatusChanged
 	}
 	hr.State = r.describeState(hr)
-	if hr.err != nil && ctx.Err() == nil && r.plan.Playbook.Rollback != RollbackNone {
+	if hr.err != nil && ctx.Err() == nil && pp.Play.Rollback != RollbackNone {
 		r.rollback(hr, t)
 	}
 }
 
+// claimOnce decides whether a run_once step is already taken by another
+// host, and by which; the first host to ask claims it.
+func (r *run) claimOnce(pi, i int, se *StepEntry, st steps.Step, host string) (string, bool) {
+	if !runOnce(se, st) {
+		return "", false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if owner, taken := r.once[[2]int{pi, i}]; taken {
+		return owner, true
+	}
+	r.once[[2]int{pi, i}] = host
+	return "", false
+}
+
 // runOnce decides whether step se runs on one host only.
-func (r *run) runOnce(se *StepEntry, st steps.Step) bool {
+func runOnce(se *StepEntry, st steps.Step) bool {
 	if se.RunOnce != nil {
 		return *se.RunOnce
 	}
@@ -297,36 +391,71 @@ func (r *run) runStep(ctx context.Context, t *steps.Target, se *StepEntry, st st
 		sr.DurationSec = sr.Duration.Seconds()
 	}()
 	if r.opts.DryRun {
-		sctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		p, err := st.Plan(sctx, t)
-		sr.Attempts = 1
-		if reason, ok := steps.IsSkip(err); ok {
-			sr.Status = StatusSkipped
-			sr.Message = reason
-			return nil
-		}
-		if err != nil {
-			sr.Status = StatusFailed
-			sr.Error = timeoutErr(sctx, timeout, err).Error()
-			return timeoutErr(sctx, timeout, err)
-		}
-		sr.Status = StatusPlanned
-		sr.Plan = &p
-		sr.Message = p.Summary
-		sr.Details = p.Details
-		sr.Data = p.Data
+		return planStep(ctx, t, st, sr, timeout)
+	}
+	res, err := applyWithRetries(ctx, t, se, st, sr, timeout)
+	if reason, ok := steps.IsSkip(err); ok {
+		sr.Status = StatusSkipped
+		sr.Message = reason
 		return nil
 	}
-	var err error
+	if err == nil {
+		sr.Changed, sr.Message, sr.Details, sr.Data = res.Changed, res.Message, res.Details, res.Data
+		sr.Status = StatusOK
+		if res.Changed {
+			sr.Status = StatusChanged
+		}
+		if res.Undo != nil {
+			hr.undos = append(hr.undos, undoEntry{step: sr, undo: res.Undo})
+		}
+		return nil
+	}
+	sr.Status = StatusFailed
+	sr.Error = err.Error()
+	// What the failing step found (for example which certificates failed
+	// verification, and why) is reported with its error.
+	sr.Details, sr.Data = res.Details, res.Data
+	var re *steps.RestoredError
+	if errors.As(err, &re) {
+		sr.Rollback = "restored by the step: " + re.How
+		sr.rb = rbRestoredByStep
+	}
+	return err
+}
+
+// planStep calls the step's read-only Plan (a dry run).
+func planStep(ctx context.Context, t *steps.Target, st steps.Step, sr *StepReport, timeout time.Duration) error {
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	p, err := st.Plan(sctx, t)
+	sr.Attempts = 1
+	if reason, ok := steps.IsSkip(err); ok {
+		sr.Status = StatusSkipped
+		sr.Message = reason
+		return nil
+	}
+	if err != nil {
+		err = timeoutErr(sctx, timeout, err)
+		sr.Status = StatusFailed
+		sr.Error = err.Error()
+		return err
+	}
+	sr.Status = StatusPlanned
+	sr.Plan = &p
+	sr.Message, sr.Details, sr.Data = p.Summary, p.Details, p.Data
+	return nil
+}
+
+// applyWithRetries applies the step, retrying a failure up to se.Retries
+// times, se.Delay apart; a skip or an interrupt ends it at once.
+func applyWithRetries(ctx context.Context, t *steps.Target, se *StepEntry, st steps.Step, sr *StepReport, timeout time.Duration) (steps.Result, error) {
 	var res steps.Result
+	var err error
 	for attempt := 0; attempt <= se.Retries; attempt++ {
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
-				sr.Status = StatusFailed
-				sr.Error = fmt.Sprintf("interrupted while waiting to retry; attempt %d: %v", attempt, err)
-				return err
+				return res, fmt.Errorf("interrupted while waiting to retry; attempt %d: %w", attempt, err)
 			case <-time.After(se.Delay):
 			}
 		}
@@ -335,40 +464,11 @@ func (r *run) runStep(ctx context.Context, t *steps.Target, se *StepEntry, st st
 		res, err = st.Apply(sctx, t)
 		err = timeoutErr(sctx, timeout, err)
 		cancel()
-		if reason, ok := steps.IsSkip(err); ok {
-			sr.Status = StatusSkipped
-			sr.Message = reason
-			return nil
-		}
-		if err == nil {
-			sr.Changed = res.Changed
-			sr.Message = res.Message
-			sr.Details = res.Details
-			sr.Data = res.Data
-			sr.Status = StatusOK
-			if res.Changed {
-				sr.Status = StatusChanged
-			}
-			if res.Undo != nil {
-				hr.undos = append(hr.undos, undoEntry{step: sr, undo: res.Undo})
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			break
+		if _, skip := steps.IsSkip(err); err == nil || skip || ctx.Err() != nil {
+			return res, err
 		}
 	}
-	sr.Status = StatusFailed
-	sr.Error = err.Error()
-	// What the failing step found (for example which certificates failed
-	// verification, and why) is reported with its error.
-	sr.Details = res.Details
-	sr.Data = res.Data
-	var re *steps.RestoredError
-	if errors.As(err, &re) {
-		sr.Rollback = "restored by the step: " + re.How
-	}
-	return err
+	return res, err
 }
 
 // timeoutErr says so when a step's own timeout ended it.
@@ -385,13 +485,11 @@ func (r *run) notify(hr *HostReport, sr *StepReport) {
 	}
 }
 
-// rollback runs the host's undos in reverse order, each with a fresh context
-// and its own timeout, and records what state the host is left in.
+// rollback runs the host's undos, of every play, in reverse order, each
+// with a fresh context and its own timeout, and records what state the
+// host is left in. An undo that declines on purpose (steps.KeptError)
+// keeps its change and is not a failure.
 func (r *run) rollback(hr *HostReport, t *steps.Target) {
-	if len(hr.undos) == 0 {
-		hr.State = r.describeState(hr)
-		return
-	}
 	var merr *multierror.Error
 	for i := len(hr.undos) - 1; i >= 0; i-- {
 		u := hr.undos[i]
@@ -399,16 +497,23 @@ func (r *run) rollback(hr *HostReport, t *steps.Target) {
 		start := time.Now()
 		err := u.undo.Fn(ctx, t)
 		cancel()
-		if err != nil {
+		var kept *steps.KeptError
+		switch {
+		case errors.As(err, &kept):
+			u.step.Rollback = "not rolled back on purpose: " + kept.Reason
+			u.step.rb = rbKept
+		case err != nil:
 			err = fmt.Errorf("%s: undo of step %q (%s): %w", hr.Name, u.step.Name, u.undo.Desc, err)
 			merr = multierror.Append(merr, err)
 			u.step.Rollback = "rollback failed: " + err.Error()
+			u.step.rb = rbFailed
 			if u.undo.Restore != "" {
 				hr.Restore = append(hr.Restore, fmt.Sprintf("step %q: %s", u.step.Name, u.undo.Restore))
 			}
-		} else {
+		default:
 			u.step.Rollback = fmt.Sprintf("rolled back (%s) in %s", u.undo.Desc, time.Since(start).Round(time.Millisecond))
 			u.step.Status = StatusRolledBack
+			u.step.rb = rbDone
 		}
 		if r.opts.OnRollback != nil {
 			r.opts.OnRollback(hr, u.step)
@@ -422,76 +527,93 @@ func (r *run) rollback(hr *HostReport, t *steps.Target) {
 			hr.Error = err.Error()
 		}
 		hr.Status = StatusFailed
-	} else if hr.Status != StatusFailed && hr.Status != StatusUnreachable {
+	} else if hr.Status != StatusFailed && hr.Status != StatusUnreachable && !hr.Changed() {
 		hr.Status = StatusRolledBack
 	}
 	hr.State = r.describeState(hr)
 }
 
-// finalRollback undoes other hosts after the batches: every changed host
-// when rollback is all and a host failed, or when the run was interrupted.
-// Later batches are undone first; hosts of one batch in parallel.
-func (r *run) finalRollback(done [][]*HostSpec, failed int) {
-	mode := r.plan.Playbook.Rollback
-	if mode == RollbackNone || r.opts.DryRun {
+// finalRollback undoes other hosts after the plays: every changed host
+// when the play that stopped the run says rollback: all, or when the run
+// was interrupted (unless that play says none). Later batches (and later
+// plays) are undone first; the hosts of one batch in parallel.
+func (r *run) finalRollback() {
+	if r.opts.DryRun {
 		return
 	}
-	if !(r.rep.Interrupted || (mode == RollbackAll && failed > 0)) {
+	mode := r.failMode
+	if r.rep.Interrupted {
+		mode = RollbackAll
+		if last := r.lastPlay(); last != nil && last.Rollback == RollbackNone {
+			mode = RollbackNone
+		}
+	}
+	if mode != RollbackAll {
 		return
 	}
-	for bi := len(done) - 1; bi >= 0; bi-- {
-		var wg sync.WaitGroup
-		for _, h := range done[bi] {
-			hr := r.hosts[h.Name]
-			t := r.tgts[h.Name]
+	for bi := len(r.done) - 1; bi >= 0; bi-- {
+		var g errgroup.Group
+		for _, h := range r.done[bi] {
+			hr, t := r.hosts[h.Name], r.tgts[h.Name]
 			if t == nil || len(hr.undos) == 0 {
 				continue
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			g.Go(func() error {
 				r.rollback(hr, t)
-			}()
+				return nil
+			})
 		}
-		wg.Wait()
+		_ = g.Wait()
 	}
 }
 
-// describeState says in words what state the host is left in.
+// lastPlay is the last play that started, or nil.
+func (r *run) lastPlay() *Play {
+	for i := len(r.rep.Plays) - 1; i >= 0; i-- {
+		if r.rep.Plays[i].Ran {
+			return r.plan.Plays[i].Play
+		}
+	}
+	return nil
+}
+
+// describeState says in words what state the host is left in, from the
+// typed outcomes of its steps.
 func (r *run) describeState(hr *HostReport) string {
-	var changed, rolled, undoFailed []string
+	if hr.Status == StatusUnreachable {
+		return "unchanged: kplay could not log in, so nothing ran"
+	}
+	var changed, rolled, undoFailed, kept []string
+	failedStep, failedRolled := "", false
 	for _, s := range hr.Steps {
 		switch {
-		case strings.HasPrefix(s.Rollback, "rollback failed"):
+		case s.rb == rbFailed:
 			undoFailed = append(undoFailed, s.Name)
-		case strings.HasPrefix(s.Rollback, "restored by the step"):
+		case s.rb == rbRestoredByStep || s.rb == rbDone:
 			rolled = append(rolled, s.Name)
-		case s.Status == StatusRolledBack:
-			rolled = append(rolled, s.Name)
+		case s.rb == rbKept:
+			kept = append(kept, fmt.Sprintf("%q (%s)", s.Name, strings.TrimPrefix(s.Rollback, "not rolled back on purpose: ")))
 		case s.Changed:
 			changed = append(changed, s.Name)
 		}
-	}
-	failedStep := ""
-	for _, s := range hr.Steps {
 		if s.Status == StatusFailed {
-			failedStep = s.Name
+			failedStep, failedRolled = s.Name, s.rb == rbRestoredByStep || s.rb == rbDone
 		}
 	}
 	var parts []string
-	switch {
-	case hr.Status == StatusUnreachable:
-		return "unchanged: kplay could not log in, so nothing ran"
-	case len(undoFailed) > 0:
+	if len(undoFailed) > 0 {
 		parts = append(parts, "NEEDS ATTENTION: rollback failed for "+quoteList(undoFailed)+"; see restore")
 	}
 	if len(rolled) > 0 {
 		parts = append(parts, "rolled back "+quoteList(rolled))
 	}
+	if len(kept) > 0 {
+		parts = append(parts, "kept on purpose "+strings.Join(kept, ", "))
+	}
 	if len(changed) > 0 {
 		parts = append(parts, "changed by "+quoteList(changed))
 	}
-	if failedStep != "" && !slices.Contains(rolled, failedStep) {
+	if failedStep != "" && !failedRolled {
 		parts = append(parts, fmt.Sprintf("step %q failed (a failed step's own partial change is undone by the step where it can; check its error)", failedStep))
 	}
 	if len(parts) == 0 {

@@ -42,7 +42,8 @@ type fakeParams struct {
 	FailTimes int           `yaml:"fail_times"` // fail this many attempts, then succeed
 	Undo      bool          `yaml:"undo"`
 	UndoFail  bool          `yaml:"undo_fail"`
-	Block     bool          `yaml:"block"` // Apply waits for ctx
+	UndoKeep  bool          `yaml:"undo_keep"` // the undo declines on purpose (steps.KeptError)
+	Block     bool          `yaml:"block"`     // Apply waits for ctx
 	Sleep     time.Duration `yaml:"sleep"`
 }
 
@@ -79,10 +80,14 @@ func (f *fakeStep) Apply(ctx context.Context, t *steps.Target) (steps.Result, er
 	}
 	r := steps.Result{Changed: true, Message: "did " + f.p.ID}
 	if f.p.Undo {
-		id, fail := f.p.ID, f.p.UndoFail
+		id, fail, keep := f.p.ID, f.p.UndoFail, f.p.UndoKeep
 		r.Undo = &steps.Undo{Desc: "undo " + id, Restore: "restore " + id, Fn: func(ctx context.Context, t *steps.Target) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if keep {
+				f.ev.add("keep " + t.Name() + " " + id)
+				return steps.Keep("undoing %s would make it worse", id)
 			}
 			f.ev.add("undo " + t.Name() + " " + id)
 			if fail {
@@ -165,7 +170,7 @@ func filter(log []string, prefix string) []string {
 func hostStatus(rep *Report) string {
 	var s []string
 	for _, h := range rep.Hosts {
-		s = append(s, h.Name+"="+h.Status)
+		s = append(s, h.Name+"="+string(h.Status))
 	}
 	return strings.Join(s, " ")
 }

@@ -144,6 +144,18 @@ func IsSkip(err error) (string, bool) {
 	return "", false
 }
 
+// KeptError is what an Undo returns when it declines on purpose: undoing
+// the change would leave the host worse off than keeping it (for example,
+// putting back certificates that have already expired). It is not a
+// failure: the change stays, and Reason says why.
+type KeptError struct{ Reason string }
+
+// Error returns the reason.
+func (k *KeptError) Error() string { return "kept: " + k.Reason }
+
+// Keep returns a *KeptError with a formatted reason.
+func Keep(format string, a ...any) error { return &KeptError{Reason: fmt.Sprintf(format, a...)} }
+
 // RestoredError is a failed step that undid its own partial change before
 // returning: the host is as it was before the step.
 type RestoredError struct {

@@ -31,8 +31,7 @@ func cmdRun(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.W
 		return exitUsage
 	}
 	if validateOnly {
-		fmt.Fprintf(stdout, "%s: ok: %d step(s) on %d host(s) in %d batch(es); no host was contacted\n",
-			plan.Playbook.File, len(plan.Playbook.Steps), len(plan.Hosts), len(plan.Batches))
+		fmt.Fprintf(stdout, "%s: ok: %s; no host was contacted\n", plan.Playbook.File, plan.Shape())
 		return exitOK
 	}
 	rep, _ := execute(ctx, rollbackCtx, plan, f, stdout, stderr)
@@ -78,7 +77,7 @@ func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags
 		if f.dryRun {
 			mode = "dry run"
 		}
-		fmt.Fprintf(stdout, "%s: %s on %d host(s), %d batch(es)\n", mode, plan.Playbook.Name, len(plan.Hosts), len(plan.Batches))
+		fmt.Fprintf(stdout, "%s: %s: %s\n", mode, plan.Playbook.Name, plan.Shape())
 	}
 	rep, err := runner.Run(ctx, plan, opts)
 	if lw != nil {
