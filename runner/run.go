@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -106,7 +107,7 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Report, error) {
 	defer r.closeAll()
 	locked := true
 	if r.opts.Lock != nil && !r.opts.DryRun {
-		locked = r.lockHosts(ctx, r.forks)
+		locked = r.lockHosts(ctx, cmp.Or(r.forks, 50))
 	}
 	for pi, pp := range plan.Plays {
 		if !locked || r.stopped {
