@@ -42,5 +42,7 @@ func Builtin() Registry {
 		"verify_enddate":    NewVerifyEnddate,
 		"restart_apiserver": NewRestartAPIServer,
 		"fetch_admin_conf":  NewFetchAdminConf,
+
+		"renew_kubelet_client": NewRenewKubeletClient,
 	}
 }
