@@ -20,8 +20,6 @@ const (
 	factBackupPlanned = "kubeadm.backup.planned"
 	// factRenewed holds the []string of certificate names renew_certs renewed.
 	factRenewed = "kubeadm.renewed"
-	// factRestarted holds the restartedFact of restart_apiserver.
-	factRestarted = "kubeadm.restarted"
 )
 
 // backupParams is the YAML form of a backup step.

@@ -14,7 +14,7 @@ import (
 
 func TestBuiltinHasKubeadmSteps(t *testing.T) {
 	t.Parallel()
-	want := []string{"backup", "check_certs", "check_time", "fetch_admin_conf", "renew_certs", "restart_apiserver", "shell", "verify_enddate"}
+	want := []string{"backup", "check_certs", "check_time", "fetch_admin_conf", "renew_certs", "renew_kubelet_client", "restart_apiserver", "shell", "verify_enddate"}
 	if got := Builtin().Names(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Names() = %v", got)
 	}
@@ -38,10 +38,10 @@ func TestParamsDefaults(t *testing.T) {
 		{"renew_certs", "kubernetes_dir: /srv/k\ncerts: [apiserver]", &RenewCerts{Certs: []string{"apiserver"}, Kubeadm: "kubeadm", KubeDir: "/srv/k", BackupRoot: "/var/lib/kplay/backups"}},
 		{"verify_enddate", "", &VerifyEnddate{MinDays: 300, CheckKey: true, KubeDir: "/etc/kubernetes"}},
 		{"verify_enddate", "min_days: 0\ncheck_key: false\ncerts: [etcd-server]", &VerifyEnddate{Certs: []string{"etcd-server"}, KubeDir: "/etc/kubernetes"}},
-		{"restart_apiserver", "", &RestartAPIServer{Method: "manifest", DownTimeout: 2 * time.Minute, UpTimeout: 3 * time.Minute, PollInterval: time.Second,
+		{"restart_apiserver", "", &RestartAPIServer{Method: "manifest", Restart: "needed", DownTimeout: 2 * time.Minute, UpTimeout: 3 * time.Minute, PollInterval: 250 * time.Millisecond,
 			ServeCheck: "controller", KubeDir: "/etc/kubernetes", ParkDir: "/etc/kubernetes/kplay-parked", Crictl: "crictl"}},
-		{"restart_apiserver", "components: [kube-apiserver]\nmethod: crictl\naddress: '{{ addr }}'\nserve_check: host", &RestartAPIServer{Components: []string{"kube-apiserver"}, Method: "crictl", Address: "10.0.0.9",
-			DownTimeout: 2 * time.Minute, UpTimeout: 3 * time.Minute, PollInterval: time.Second, ServeCheck: "host", KubeDir: "/etc/kubernetes", ParkDir: "/etc/kubernetes/kplay-parked", Crictl: "crictl"}},
+		{"restart_apiserver", "components: [kube-apiserver]\nmethod: crictl\naddress: '{{ addr }}'\nserve_check: host", &RestartAPIServer{Components: []string{"kube-apiserver"}, Method: "crictl", Restart: "needed", Address: "10.0.0.9",
+			DownTimeout: 2 * time.Minute, UpTimeout: 3 * time.Minute, PollInterval: 250 * time.Millisecond, ServeCheck: "host", KubeDir: "/etc/kubernetes", ParkDir: "/etc/kubernetes/kplay-parked", Crictl: "crictl"}},
 		{"fetch_admin_conf", "", &FetchAdminConf{Dest: "~/.kube/config", Merge: true, Verify: true, VerifyTimeout: time.Minute, Once: true, KubeDir: "/etc/kubernetes"}},
 		{"fetch_admin_conf", "{dest: /tmp/kc, merge: false, verify: false, run_once: false, server: 'https://lb:6443'}", &FetchAdminConf{Dest: "/tmp/kc", VerifyTimeout: time.Minute, Server: "https://lb:6443", KubeDir: "/etc/kubernetes"}},
 		{"fetch_admin_conf", "null", &FetchAdminConf{Dest: "~/.kube/config", Merge: true, Verify: true, VerifyTimeout: time.Minute, Once: true, KubeDir: "/etc/kubernetes"}},
@@ -86,6 +86,7 @@ func TestParamsErrors(t *testing.T) {
 		{"verify_enddate", "min_days: many", 1, "verify_enddate.min_days", ""},
 		{"verify_enddate", "certs: [sa]", 1, "verify_enddate.certs", "unknown certificate"},
 		{"restart_apiserver", "method: systemctl", 1, "restart_apiserver.method", "manifest or crictl"},
+		{"restart_apiserver", "restart: sometimes", 1, "restart_apiserver.restart", "needed or always"},
 		{"restart_apiserver", "components: [kube-proxy]", 1, "restart_apiserver.components", "unknown component"},
 		{"restart_apiserver", "serve_check: maybe", 1, "restart_apiserver.serve_check", "controller, host or none"},
 		{"restart_apiserver", "poll_interval: 0s", 1, "restart_apiserver.poll_interval", "more than 0"},

@@ -25,6 +25,10 @@ type renewCertsParams struct {
 	BackupDir     string          `yaml:"backup_dir"`
 }
 
+// keepMargin: renew_certs' undo does not put back certificates that expire
+// within it (or already have).
+const keepMargin = 24 * time.Hour
+
 // defaultValidity is kubeadm's default certificateValidityPeriod.
 const defaultValidity = 365 * 24 * time.Hour
 
@@ -290,7 +294,7 @@ func (s *RenewCerts) Apply(ctx context.Context, t *Target) (Result, error) {
 		}
 		took = " (taken by renew_certs)"
 	}
-	undo := restoreUndo(s.KubeDir, b)
+	undo := restoreUndo(s.KubeDir, b, rp.targets)
 	out, err := t.Run(ctx, s.renewScript(b.Dir))
 	if err != nil {
 		if st, ok := remote.ExitStatus(err); ok && (st == exitNoKubeadm || st == exitNoBackup) {
@@ -347,19 +351,33 @@ func (s *RenewCerts) restoreAfter(t *Target, b BackupInfo, cause error) error {
 // restoreUndo restores kubeDir from backup b and then, if restart_apiserver
 // restarted components in this run, restarts them again so that they serve
 // the restored certificates.
-func restoreUndo(kubeDir string, b BackupInfo) *Undo {
+//
+// It declines (KeptError) when the certificates it would restore have
+// expired, or expire within keepMargin: on an expired cluster, putting
+// them back would cut this host's etcd member and apiserver off from
+// their peers again, leaving the cluster smaller than the renewal made it.
+func restoreUndo(kubeDir string, b BackupInfo, old CertList) *Undo {
+	soonest := append(CertList(nil), old...)
+	soonest.SortByExpiry()
 	return &Undo{
 		Desc: fmt.Sprintf("restore %s from backup %s (and restart the static pods again if restart_apiserver restarted them)", kubeDir, b.Dir),
 		Restore: fmt.Sprintf("on the host run: %s (restores pki, *.conf and manifests byte for byte), then restart the control-plane static pods "+
 			"(move each manifest out of %s/manifests, wait until it stops, move it back)", b.Restore, kubeDir),
 		Fn: func(ctx context.Context, t *Target) error {
+			if len(soonest) > 0 && soonest[0].NotAfter.Before(t.Now().Add(keepMargin)) {
+				c := soonest[0]
+				when := "expires " + c.NotAfter.UTC().Format(time.RFC3339)
+				if c.NotAfter.Before(t.Now()) {
+					when = "expired " + c.NotAfter.UTC().Format(time.RFC3339)
+				}
+				return Keep("the renewed certificates stay: the backed-up ones are no good (%s %s); restoring them would cut this host off from its peers. The backup is kept in %s",
+					c.Name, when, b.Dir)
+			}
 			if _, err := runRestore(ctx, t, kubeDir, b.Dir); err != nil {
 				return err
 			}
-			if names, err := restartAgain(ctx, t); err != nil {
+			if _, err := t.Restarts.Again(ctx, t); err != nil {
 				return fmt.Errorf("%s was restored from %s, but restarting the static pods onto the restored certificates failed: %w", kubeDir, b.Dir, err)
-			} else if names != "" {
-				t.Facts.Set(factRestarted, restartedFact{})
 			}
 			return nil
 		},

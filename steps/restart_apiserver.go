@@ -1,32 +1,24 @@
 package steps
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"gopkg.in/yaml.v3"
 
 	"github.com/kplay/kplay/internal/yamlx"
-	"github.com/kplay/kplay/remote"
 )
 
 // restartParams is the YAML form of a restart_apiserver step.
 type restartParams struct {
 	Components    []string        `yaml:"components"`
+	Restart       string          `yaml:"restart"`
 	Method        string          `yaml:"method"`
 	Address       string          `yaml:"address"`
 	DownTimeout   *yamlx.Duration `yaml:"down_timeout"`
@@ -38,12 +30,17 @@ type restartParams struct {
 	Crictl        string          `yaml:"crictl"`
 }
 
-// Restart methods and served-certificate checks.
+// Restart methods, restart policies and served-certificate checks.
 const (
 	// MethodManifest moves the static pod manifest out and back.
 	MethodManifest = "manifest"
 	// MethodCrictl stops the container with crictl and lets kubelet start a new one.
 	MethodCrictl = "crictl"
+	// RestartNeeded restarts only components still running on files older
+	// than the renewed ones (etcd: only if it does not serve them already).
+	RestartNeeded = "needed"
+	// RestartAlways restarts every component.
+	RestartAlways = "always"
 	// ServeCheckController compares the served certificate by a TLS handshake from the controller.
 	ServeCheckController = "controller"
 	// ServeCheckHost compares it by `openssl s_client` run on the host.
@@ -52,67 +49,27 @@ const (
 	ServeCheckNone = "none"
 )
 
-// restartedFact records which components restart_apiserver restarted (or
-// tried to) in this run, and how.
-type restartedFact struct {
-	step       RestartAPIServer
-	components []string
-}
-
-// restartAgain restarts, with the same settings, the components
-// restart_apiserver restarted in this run; it does nothing if none were.
-func restartAgain(ctx context.Context, t *Target) (string, error) {
-	v, ok := t.Facts.Get(factRestarted)
-	if !ok {
-		return "", nil
-	}
-	f, ok := v.(restartedFact)
-	if !ok || len(f.components) == 0 {
-		return "", nil
-	}
-	s := f.step
-	s.Components = f.components
-	if _, err := s.Apply(ctx, t); err != nil {
-		return "", err
-	}
-	return strings.Join(f.components, ", "), nil
-}
-
-// componentSpec is a static pod kplay knows how to restart and check.
-type componentSpec struct {
-	name        string
-	defaultPort int
-	// portFlag is the flag whose value (or URL) gives the port.
-	portFlag string
-	// servedCert is the kubeadm name of the certificate it serves, or "".
-	servedCert string
-}
-
-// knownComponents lists the control-plane static pods, in default restart order
-// (etcd first, so the apiserver's health gate also covers it).
-func knownComponents() []componentSpec {
-	return []componentSpec{
-		{"etcd", 2379, "--listen-client-urls", "etcd-server"},
-		{"kube-apiserver", 6443, "--secure-port", "apiserver"},
-		{"kube-controller-manager", 10257, "--secure-port", ""},
-		{"kube-scheduler", 10259, "--secure-port", ""},
-	}
-}
-
-// RestartAPIServer restarts control-plane static pods one at a time and
-// checks that the apiserver serves the certificate on disk.
+// RestartAPIServer restarts the control-plane static pods that need it, so
+// that every component runs on the certificates on disk, and checks that it
+// does: etcd rereads its certificates by itself (checked by TLS handshakes
+// on its client and peer ports, and its health), the apiserver, the
+// controller-manager and the scheduler read theirs at start and are
+// restarted together, each put back as soon as it stopped, then gated on
+// its health and on the certificate it serves.
 type RestartAPIServer struct {
-	// Components to restart, in order; nil means every known one whose manifest exists.
+	// Components to consider, in order; nil means every known one whose manifest exists.
 	Components []string
+	// Restart is needed or always.
+	Restart string
 	// Method is manifest or crictl.
 	Method string
-	// Address overrides the address the apiserver is reached at.
+	// Address overrides the address the components are reached at.
 	Address string
 	// DownTimeout bounds the wait for a component to stop.
 	DownTimeout time.Duration
 	// UpTimeout bounds the wait for it to be healthy again.
 	UpTimeout time.Duration
-	// PollInterval is the time between probes.
+	// PollInterval is the time between health probes.
 	PollInterval time.Duration
 	// ServeCheck is controller, host or none.
 	ServeCheck string
@@ -134,7 +91,7 @@ func NewRestartAPIServer(n *yaml.Node, x Expander) (Step, error) {
 	s := &RestartAPIServer{
 		DownTimeout:  dur(p.DownTimeout, yamlx.Duration(2*time.Minute)).D(),
 		UpTimeout:    dur(p.UpTimeout, yamlx.Duration(3*time.Minute)).D(),
-		PollInterval: dur(p.PollInterval, yamlx.Duration(time.Second)).D(),
+		PollInterval: dur(p.PollInterval, yamlx.Duration(250*time.Millisecond)).D(),
 	}
 	var err error
 	if s.KubeDir, err = e.abs("kubernetes_dir", p.KubernetesDir, DefaultKubernetesDir); err != nil {
@@ -149,13 +106,18 @@ func NewRestartAPIServer(n *yaml.Node, x Expander) (Step, error) {
 	if s.Method, err = e.text("method", p.Method, MethodManifest); err != nil {
 		return nil, err
 	}
-	if s.Method != MethodManifest && s.Method != MethodCrictl {
-		return nil, e.errorf("method", "must be %s or %s, not %q", MethodManifest, MethodCrictl, s.Method)
+	if s.Restart, err = e.text("restart", p.Restart, RestartNeeded); err != nil {
+		return nil, err
 	}
 	if s.ServeCheck, err = e.text("serve_check", p.ServeCheck, ServeCheckController); err != nil {
 		return nil, err
 	}
-	if !slices.Contains([]string{ServeCheckController, ServeCheckHost, ServeCheckNone}, s.ServeCheck) {
+	switch {
+	case s.Method != MethodManifest && s.Method != MethodCrictl:
+		return nil, e.errorf("method", "must be %s or %s, not %q", MethodManifest, MethodCrictl, s.Method)
+	case s.Restart != RestartNeeded && s.Restart != RestartAlways:
+		return nil, e.errorf("restart", "must be %s or %s, not %q", RestartNeeded, RestartAlways, s.Restart)
+	case !slices.Contains([]string{ServeCheckController, ServeCheckHost, ServeCheckNone}, s.ServeCheck):
 		return nil, e.errorf("serve_check", "must be controller, host or none, not %q", s.ServeCheck)
 	}
 	if s.Address, err = e.text("address", p.Address, ""); err != nil {
@@ -169,7 +131,15 @@ func NewRestartAPIServer(n *yaml.Node, x Expander) (Step, error) {
 			return nil, e.errorf(key, "must be more than 0")
 		}
 	}
-	comps, err := e.list("components", p.Components)
+	if s.Components, err = restartComponents(e, p.Components); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// restartComponents validates the components: list.
+func restartComponents(e paramExpander, list []string) ([]string, error) {
+	comps, err := e.list("components", list)
 	if err != nil {
 		return nil, err
 	}
@@ -183,200 +153,177 @@ func NewRestartAPIServer(n *yaml.Node, x Expander) (Step, error) {
 		}
 		seen[c] = true
 	}
-	if len(comps) > 0 {
-		s.Components = comps
-	}
-	return s, nil
-}
-
-// componentByName finds a known component.
-func componentByName(name string) (componentSpec, bool) {
-	for _, c := range knownComponents() {
-		if c.name == name {
-			return c, true
-		}
-	}
-	return componentSpec{}, false
-}
-
-// component is one static pod found on the host.
-type component struct {
-	componentSpec
-	manifest string // path of its manifest
-	port     int
-	address  string // host part of the address it serves on
-}
-
-// manifestDoc is the part of a static pod manifest kplay reads.
-type manifestDoc struct {
-	Spec struct {
-		Containers []struct {
-			Command []string `yaml:"command"`
-			Args    []string `yaml:"args"`
-		} `yaml:"containers"`
-	} `yaml:"spec"`
-}
-
-// manifestFlags returns the --flag=value pairs of a manifest's first container.
-func manifestFlags(data []byte) (map[string]string, error) {
-	var m manifestDoc
-	if err := yaml.Unmarshal(data, &m); err != nil {
-		return nil, err
-	}
-	flags := map[string]string{}
-	if len(m.Spec.Containers) == 0 {
-		return flags, nil
-	}
-	c := m.Spec.Containers[0]
-	for _, a := range append(append([]string{}, c.Command...), c.Args...) {
-		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(k, "--") {
-			flags[k] = v
-		}
-	}
-	return flags, nil
-}
-
-// hostOnly strips a port from an address, if it has one.
-func hostOnly(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return strings.Trim(addr, "[]")
-}
-
-// urlHostPort returns the host and port of the first URL in a comma-separated list.
-func urlHostPort(list string) (string, int) {
-	first, _, _ := strings.Cut(list, ",")
-	u, err := url.Parse(first)
-	if err != nil {
-		return "", 0
-	}
-	p, _ := strconv.Atoi(u.Port())
-	return u.Hostname(), p
-}
-
-// discover reads the manifests of the components to restart, with one command.
-func (s *RestartAPIServer) discover(ctx context.Context, t *Target) ([]component, error) {
-	names := s.Components
-	if names == nil {
-		for _, c := range knownComponents() {
-			names = append(names, c.name)
-		}
-	}
-	m := newMarker()
-	var b strings.Builder
-	fmt.Fprintf(&b, "d=%s; m=%s\n", remote.Quote(path.Join(s.KubeDir, "manifests")), remote.Quote(m))
-	for _, n := range names {
-		fmt.Fprintf(&b, "f=\"$d\"/%s.yaml; if [ -f \"$f\" ]; then printf '%%s file %%s\\n' \"$m\" %s; cat \"$f\"; fi\n", remote.Quote(n), remote.Quote(n))
-	}
-	out, err := t.Run(ctx, sh(b.String()))
-	if err != nil {
-		return nil, fmt.Errorf("reading static pod manifests in %s: %w", path.Join(s.KubeDir, "manifests"), err)
-	}
-	found := map[string][]byte{}
-	cur := ""
-	for _, line := range strings.SplitAfter(string(out), "\n") {
-		if rest, ok := strings.CutPrefix(line, m+" file "); ok {
-			cur = strings.TrimSpace(rest)
-			found[cur] = nil
-			continue
-		}
-		if cur != "" {
-			found[cur] = append(found[cur], line...)
-		}
-	}
-	defaultAddr := hostOnly(t.Address())
-	if f, ok := found["kube-apiserver"]; ok {
-		if fl, err := manifestFlags(f); err == nil && fl["--advertise-address"] != "" {
-			defaultAddr = fl["--advertise-address"]
-		}
-	}
-	if s.Address != "" {
-		defaultAddr = hostOnly(s.Address)
-	}
-	var comps []component
-	for _, n := range names {
-		spec, _ := componentByName(n)
-		data, ok := found[n]
-		mf := path.Join(s.KubeDir, "manifests", n+".yaml")
-		if !ok {
-			if s.Components != nil {
-				return nil, fmt.Errorf("component %s: manifest %s not found", n, mf)
-			}
-			continue
-		}
-		fl, err := manifestFlags(data)
-		if err != nil {
-			return nil, fmt.Errorf("manifest %s: %w", mf, err)
-		}
-		c := component{componentSpec: spec, manifest: mf, port: spec.defaultPort, address: defaultAddr}
-		if v := fl[spec.portFlag]; v != "" {
-			if strings.Contains(v, "://") {
-				if _, p := urlHostPort(v); p > 0 {
-					c.port = p
-				}
-			} else if p, err := strconv.Atoi(v); err == nil && p > 0 {
-				c.port = p
-			}
-		}
-		if n == "etcd" && s.Address == "" {
-			if h, _ := urlHostPort(fl["--advertise-client-urls"]); h != "" {
-				c.address = h
-			}
-		}
-		comps = append(comps, c)
-	}
 	if len(comps) == 0 {
-		return nil, fmt.Errorf("no control-plane static pod manifests in %s", path.Join(s.KubeDir, "manifests"))
+		return nil, nil
 	}
 	return comps, nil
 }
 
-// Plan lists the components that would be restarted and what the apiserver serves now.
+// names are the components to consider.
+func (s *RestartAPIServer) names() []string {
+	if s.Components != nil {
+		return s.Components
+	}
+	var n []string
+	for _, c := range knownComponents() {
+		n = append(n, c.name)
+	}
+	return n
+}
+
+func (s *RestartAPIServer) locator() podLocator {
+	return podLocator{kubeDir: s.KubeDir, address: s.Address}
+}
+
+func (s *RestartAPIServer) prober() prober {
+	return prober{kubeDir: s.KubeDir, interval: s.PollInterval}
+}
+
+func (s *RestartAPIServer) served() servedChecker {
+	return servedChecker{fromHost: s.ServeCheck == ServeCheckHost, timeout: s.UpTimeout, interval: s.PollInterval}
+}
+
+func (s *RestartAPIServer) restarter(t *Target) restarter {
+	return restarter{parkDir: path.Join(s.ParkDir, t.RunID), down: s.DownTimeout, up: s.DownTimeout + s.UpTimeout, unparkBackTimeout: time.Minute}
+}
+
+// PodRestart is what restart_apiserver did with one component (its JSON data).
+type PodRestart struct {
+	Name string `json:"name"`
+	// Restarted is true when kplay restarted it.
+	Restarted bool `json:"restarted"`
+	// Reason says why it was, or was not, restarted.
+	Reason    string `json:"reason"`
+	PIDBefore string `json:"pid_before,omitempty"`
+	PIDAfter  string `json:"pid_after,omitempty"`
+	// DownSeconds is from moving its manifest out until its process was gone.
+	DownSeconds float64 `json:"down_seconds,omitempty"`
+	// UpSeconds is from putting the manifest back until a new process ran.
+	UpSeconds float64 `json:"up_seconds,omitempty"`
+	// HealthySeconds is from the new process until it answered healthy.
+	HealthySeconds float64 `json:"healthy_seconds,omitempty"`
+	// TotalSeconds is from moving the manifest out until healthy.
+	TotalSeconds float64 `json:"total_seconds,omitempty"`
+	// Served are the certificates its ports serve, checked against the disk.
+	Served []string `json:"served,omitempty"`
+
+	c       component
+	healthy bool // it was restarted and came back healthy
+}
+
+// decide reads what runs on the host and says, per component, whether it
+// must be restarted to run on the certificates on disk. Read-only.
+func (s *RestartAPIServer) decide(ctx context.Context, t *Target, comps []component, hc *hostCerts) ([]*PodRestart, error) {
+	f, err := facts(ctx, t, comps)
+	if err != nil {
+		return nil, err
+	}
+	var out []*PodRestart
+	for _, c := range comps {
+		pr := &PodRestart{Name: c.name, PIDBefore: f.pid[c.comm()], c: c}
+		out = append(out, pr)
+		if s.Restart == RestartAlways || s.Method == MethodCrictl {
+			pr.Restarted, pr.Reason = true, "restart: "+s.Restart
+			if s.Method == MethodCrictl {
+				pr.Reason = "method crictl restarts every component"
+			}
+			continue
+		}
+		if c.reloads && hc != nil && len(c.served) > 0 {
+			s.decideReloader(ctx, t, pr, hc)
+			continue
+		}
+		*pr = *s.decideOne(c, f)
+	}
+	return out, nil
+}
+
+// decideOne decides for a component that reads its files at start:
+// restart it if its process started before the newest of them changed.
+func (s *RestartAPIServer) decideOne(c component, f *podFacts) *PodRestart {
+	pr := &PodRestart{Name: c.name, PIDBefore: f.pid[c.comm()], c: c}
+	started, running := f.start[c.comm()]
+	file, changed := f.newestFile(c)
+	switch {
+	case !running:
+		pr.Restarted, pr.Reason = true, "no running process named "+c.comm()+" found: restarting to be sure"
+	case len(c.files) == 0:
+		pr.Restarted, pr.Reason = true, "its manifest names no files under "+s.KubeDir+", so kplay cannot tell what it uses: restarting to be sure"
+	case !changed.IsZero() && !started.After(changed):
+		pr.Restarted, pr.Reason = true, fmt.Sprintf("pid %s started %s, before %s changed (%s): it still uses the old files",
+			pr.PIDBefore, stamp(started), file, stamp(changed))
+	default:
+		pr.Reason = fmt.Sprintf("pid %s started %s, after its files last changed (%s): it already uses them", pr.PIDBefore, stamp(started), stamp(changed))
+	}
+	return pr
+}
+
+// decideReloader decides for a component that rereads its certificates
+// (etcd): restart only if a port still serves something else than the disk.
+func (s *RestartAPIServer) decideReloader(ctx context.Context, t *Target, pr *PodRestart, hc *hostCerts) {
+	sc := s.served()
+	sc.timeout = min(sc.timeout, 15*time.Second)
+	var msgs []string
+	for _, ep := range pr.c.served {
+		msg, err := sc.compareRetry(ctx, t, pr.Name, ep, hc)
+		if err != nil {
+			pr.Restarted, pr.Reason = true, fmt.Sprintf("it does not serve the certificates on disk (%v): restarting it", err)
+			return
+		}
+		msgs = append(msgs, msg)
+	}
+	pr.Served = msgs
+	pr.Reason = "it rereads its certificates: " + strings.Join(msgs, "; ") + ": not restarted"
+}
+
+// stamp formats a host time for messages.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format("15:04:05.00 MST")
+}
+
+// Plan says which components would be restarted, and why, read-only.
 func (s *RestartAPIServer) Plan(ctx context.Context, t *Target) (Plan, error) {
-	comps, err := s.discover(ctx, t)
+	comps, err := s.locator().discover(ctx, t, s.names(), s.Components != nil)
 	if err != nil {
 		return Plan{}, err
 	}
-	var names []string
-	p := Plan{WouldChange: true}
-	for _, c := range comps {
-		names = append(names, c.name)
-		how := fmt.Sprintf("move %s to %s, wait until port %d is closed (≤ %s), move it back", c.manifest, s.parkDir(t), c.port, yamlx.Duration(s.DownTimeout))
-		if s.Method == MethodCrictl {
-			how = "crictl stop its container and wait for kubelet to start a new one"
-		}
-		p.Details = append(p.Details, fmt.Sprintf("%s: %s, wait until healthy (≤ %s)", c.name, how, yamlx.Duration(s.UpTimeout)))
-	}
-	p.Summary = "would restart, one at a time: " + strings.Join(names, ", ")
+	var hc *hostCerts
 	if s.ServeCheck != ServeCheckNone {
-		hc, err := readCerts(ctx, t, probeOpts{kubeDir: s.KubeDir, kubeletPKI: DefaultKubeletPKI}, t.Now())
-		if err != nil {
-			return p, err
+		if hc, err = readCerts(ctx, t, probeOpts{kubeDir: s.KubeDir, kubeletPKI: DefaultKubeletPKI}, t.Now()); err != nil {
+			return Plan{}, err
 		}
-		for _, c := range comps {
-			if c.servedCert == "" {
-				continue
-			}
-			if msg, err := s.compareServed(ctx, t, c, hc); err != nil {
-				p.Details = append(p.Details, fmt.Sprintf("%s now: %v", c.name, err))
-			} else {
-				p.Details = append(p.Details, fmt.Sprintf("%s now: %s", c.name, msg))
-			}
+	}
+	prs, err := s.decide(ctx, t, comps, hc)
+	if err != nil {
+		return Plan{}, err
+	}
+	var restart []string
+	p := Plan{Data: prs}
+	for _, pr := range prs {
+		verb := "would keep"
+		if pr.Restarted {
+			verb = "would restart"
+			restart = append(restart, pr.Name)
 		}
+		p.Details = append(p.Details, fmt.Sprintf("%s %s: %s", verb, pr.Name, pr.Reason))
+	}
+	p.WouldChange = len(restart) > 0
+	p.Summary = "nothing to restart: every component runs on the files on disk"
+	if len(restart) > 0 {
+		p.Summary = "would restart " + strings.Join(restart, ", ") + " (health-gated; etcd alone and first if at all, the others together)"
 	}
 	return p, nil
 }
 
-// parkDir is this run's directory for moved-out manifests.
-func (s *RestartAPIServer) parkDir(t *Target) string { return path.Join(s.ParkDir, t.RunID) }
-
-// Apply restarts each component in turn and checks it.
+// Apply restarts the components that need it and checks them.
 func (s *RestartAPIServer) Apply(ctx context.Context, t *Target) (Result, error) {
 	if _, err := backupDir(s.ParkDir, t.RunID); err != nil {
 		return Result{}, err
 	}
-	comps, err := s.discover(ctx, t)
+	comps, err := s.locator().discover(ctx, t, s.names(), s.Components != nil)
 	if err != nil {
 		return Result{}, err
 	}
@@ -386,443 +333,267 @@ func (s *RestartAPIServer) Apply(ctx context.Context, t *Target) (Result, error)
 			return Result{}, err
 		}
 	}
-	r := Result{Changed: true}
-	if s.Method == MethodManifest {
-		r.Undo = s.unparkUndo(t, comps)
-	}
-	var done, attempted []string
+	// The gate: this host's etcd member must be healthy before anything
+	// here goes down (after an expired cluster's renewal, it is the
+	// member rejoining its peers).
 	for _, c := range comps {
-		start := time.Now()
-		attempted = append(attempted, c.name)
-		// Recorded before the attempt: renew_certs' undo restarts these again
-		// after restoring the old certificates, so what runs matches the disk.
-		t.Facts.Set(factRestarted, restartedFact{step: *s, components: slices.Clone(attempted)})
-		var err error
-		if s.Method == MethodCrictl {
-			err = s.restartCrictl(ctx, t, c)
+		if c.name == "etcd" {
+			if err := s.prober().waitHealthy(ctx, t, c, s.UpTimeout); err != nil {
+				return Result{}, fmt.Errorf("before restarting anything: this host's etcd member is not healthy, so nothing was restarted: %w", err)
+			}
+		}
+	}
+	prs, err := s.decide(ctx, t, comps, hc)
+	if err != nil {
+		return Result{}, err
+	}
+	r := Result{Data: prs}
+	err = s.restartAll(ctx, t, prs, hc, &r)
+	r.Details = restartDetails(prs)
+	return r, err
+}
+
+// restartAll restarts, in two rounds, what decide chose: etcd alone first
+// (if at all), then every other component together; each round is gated
+// on health, and the apiserver on the certificate it serves.
+func (s *RestartAPIServer) restartAll(ctx context.Context, t *Target, prs []*PodRestart, hc *hostCerts, r *Result) error {
+	var first, rest []*PodRestart
+	var all []component
+	for _, pr := range prs {
+		if !pr.Restarted {
+			continue
+		}
+		all = append(all, pr.c)
+		if pr.Name == "etcd" {
+			first = append(first, pr)
 		} else {
-			err = s.restartManifest(ctx, t, c)
+			rest = append(rest, pr)
 		}
-		if err == nil {
-			err = s.waitHealthy(ctx, t, c)
+	}
+	var kept []string
+	for _, pr := range prs {
+		if !pr.Restarted {
+			kept = append(kept, pr.Name)
 		}
-		msg := ""
-		if err == nil && hc != nil && c.servedCert != "" {
-			msg, err = s.compareServedRetry(ctx, t, c, hc)
+	}
+	if len(all) == 0 {
+		r.Message = "nothing to restart: " + strings.Join(kept, ", ") + " already run on the certificates on disk"
+		return s.checkKept(ctx, t, prs, hc)
+	}
+	r.Changed = true
+	if s.Method == MethodManifest {
+		r.Undo = s.restarter(t).unparkUndo(all)
+	}
+	t.Restarts.record(s, prs)
+	var done []string
+	for _, round := range [][]*PodRestart{first, rest} {
+		if len(round) == 0 {
+			continue
 		}
-		if err != nil {
+		if err := s.restartRound(ctx, t, round, hc); err != nil {
 			if len(done) > 0 {
 				err = fmt.Errorf("%w (already restarted: %s)", err, strings.Join(done, ", "))
 			}
-			return r, fmt.Errorf("restarting %s: %w", c.name, err)
-		}
-		done = append(done, c.name)
-		line := fmt.Sprintf("%s restarted and healthy in %s", c.name, time.Since(start).Round(100*time.Millisecond))
-		if msg != "" {
-			line += "; " + msg
-		}
-		r.Details = append(r.Details, line)
-	}
-	r.Message = "restarted " + strings.Join(done, ", ")
-	return r, nil
-}
-
-// parkCmd moves a manifest out of the manifests directory.
-func (s *RestartAPIServer) parkCmd(t *Target, c component) string {
-	dst := path.Join(s.parkDir(t), c.name+".yaml")
-	return sh(fmt.Sprintf("set -eu\nsrc=%s; dir=%s; dst=%s\n", remote.Quote(c.manifest), remote.Quote(s.parkDir(t)), remote.Quote(dst)) +
-		`[ ! -e "$dst" ] || { echo "$dst already exists; not overwriting it" >&2; exit 3; }
-mkdir -p "$dir"
-mv "$src" "$dst"
-`)
-}
-
-// unparkCmd puts a parked manifest back, atomically (hidden temp file, then
-// rename), unless a manifest of that name is already in place.
-func unparkCmd(parked, manifest string) string {
-	return sh(fmt.Sprintf("set -eu\nsrc=%s; dst=%s\n", remote.Quote(parked), remote.Quote(manifest)) +
-		`[ -f "$src" ] || exit 0
-if [ -e "$dst" ]; then echo "$dst exists; leaving the parked copy $src" >&2; exit 3; fi
-tmp="$(dirname "$dst")/.$(basename "$dst").kplay-tmp"
-cp -a "$src" "$tmp"
-mv -f "$tmp" "$dst"
-rm -f "$src"
-rmdir "$(dirname "$src")" 2>/dev/null && rmdir "$(dirname "$(dirname "$src")")" 2>/dev/null || true
-echo moved-back
-`)
-}
-
-// restartManifest moves the manifest out, waits until the component is
-// down, and moves it back. Whatever fails, the manifest is put back.
-func (s *RestartAPIServer) restartManifest(ctx context.Context, t *Target, c component) (err error) {
-	parked := path.Join(s.parkDir(t), c.name+".yaml")
-	// Put it back even when ctx is cancelled, and even when the move out
-	// reported an error: a cancel can land after mv ran on the host but
-	// before its exit status arrived (unparking a manifest that never
-	// moved is a no-op).
-	defer func() {
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		out, uerr := t.Run(bctx, unparkCmd(parked, c.manifest))
-		switch {
-		case uerr != nil:
-			err = errors.Join(err, fmt.Errorf("putting %s back from %s FAILED: %w; by hand: mv %s %s",
-				c.manifest, parked, uerr, remote.Quote(parked), remote.Quote(c.manifest)))
-		case err != nil && strings.Contains(string(out), "moved-back"):
-			err = fmt.Errorf("%w; the manifest was moved back to %s", err, c.manifest)
-		case err != nil:
-			err = fmt.Errorf("%w; the manifest is in place at %s", err, c.manifest)
-		}
-	}()
-	if _, err := t.Run(ctx, s.parkCmd(t, c)); err != nil {
-		return fmt.Errorf("moving %s to %s: %w", c.manifest, parked, err)
-	}
-	return poll(ctx, s.DownTimeout, s.PollInterval, fmt.Sprintf("%s to stop (port %d closed) after its manifest was moved out", c.name, c.port),
-		func(ctx context.Context) (bool, string, error) {
-			up, err := listening(ctx, t, c.port)
-			if err != nil {
-				return false, "", err
-			}
-			return !up, fmt.Sprintf("port %d still listening", c.port), nil
-		})
-}
-
-// crictlIDs returns the running container ids of a component.
-func (s *RestartAPIServer) crictlIDs(ctx context.Context, t *Target, c component) ([]string, error) {
-	out, err := t.Run(ctx, remote.QuoteAll(s.Crictl, "ps", "-q", "--state", "running", "--name", "^"+c.name+"$"))
-	if err != nil {
-		return nil, fmt.Errorf("%s ps: %w", s.Crictl, err)
-	}
-	return strings.Fields(string(out)), nil
-}
-
-// restartCrictl stops the component's container and waits for kubelet to start a new one.
-func (s *RestartAPIServer) restartCrictl(ctx context.Context, t *Target, c component) error {
-	old, err := s.crictlIDs(ctx, t, c)
-	if err != nil {
-		return err
-	}
-	if len(old) == 0 {
-		return fmt.Errorf("no running container named %s (crictl ps)", c.name)
-	}
-	if _, err := t.Run(ctx, remote.QuoteAll(append([]string{s.Crictl, "stop"}, old...)...)); err != nil {
-		return fmt.Errorf("%s stop %s: %w", s.Crictl, strings.Join(old, " "), err)
-	}
-	return poll(ctx, s.DownTimeout+s.UpTimeout, s.PollInterval, fmt.Sprintf("kubelet to start a new %s container", c.name),
-		func(ctx context.Context) (bool, string, error) {
-			ids, err := s.crictlIDs(ctx, t, c)
-			if err != nil {
-				return false, "", err
-			}
-			for _, id := range ids {
-				if !slices.Contains(old, id) {
-					return true, "", nil
-				}
-			}
-			return false, fmt.Sprintf("running: %v", ids), nil
-		})
-}
-
-// waitHealthy waits for the component's port and then for its health: the
-// apiserver's /readyz (which covers its etcd connection, unlike /livez) and
-// etcd's /health (a leader and a quorum read: the member has rejoined), so
-// that the next component, and the next batch of hosts, start only on a
-// healthy node.
-func (s *RestartAPIServer) waitHealthy(ctx context.Context, t *Target, c component) error {
-	base := "https://" + net.JoinHostPort(c.address, strconv.Itoa(c.port))
-	what := fmt.Sprintf("%s to listen on port %d", c.name, c.port)
-	var check func(ctx context.Context) (bool, string, error)
-	switch c.name {
-	case "kube-apiserver":
-		u := base + "/readyz"
-		what = fmt.Sprintf("%s to answer 200 on %s", c.name, u)
-		check = func(ctx context.Context) (bool, string, error) {
-			code, _, err := s.hostGet(ctx, t, u, "apiserver-kubelet-client", "")
-			if err != nil {
-				return false, "", err
-			}
-			return code == "200", "readyz answered " + code, nil
-		}
-	case "etcd":
-		u := base + "/health"
-		what = fmt.Sprintf("%s to report {\"health\":\"true\"} on %s", c.name, u)
-		check = func(ctx context.Context) (bool, string, error) {
-			code, body, err := s.hostGet(ctx, t, u, "etcd/healthcheck-client", "etcd/ca.crt")
-			if err != nil {
-				return false, "", err
-			}
-			if code == "no-cert" {
-				// Not kubeadm's layout: the open port is all we can check.
-				return true, "", nil
-			}
-			return code == "200" && etcdHealthy(body), fmt.Sprintf("health answered %s %s", code, strings.TrimSpace(body)), nil
-		}
-	}
-	return poll(ctx, s.UpTimeout, s.PollInterval, what, func(ctx context.Context) (bool, string, error) {
-		up, err := listening(ctx, t, c.port)
-		if err != nil || !up {
-			return false, fmt.Sprintf("port %d not listening", c.port), err
-		}
-		if check == nil {
-			return true, "", nil
-		}
-		return check(ctx)
-	})
-}
-
-// etcdHealthy reports whether an etcd /health body says healthy.
-func etcdHealthy(body string) bool {
-	var h struct {
-		Health string `json:"health"`
-	}
-	return json.Unmarshal([]byte(body), &h) == nil && h.Health == "true"
-}
-
-// hostGet fetches u with curl on the host and returns the HTTP code
-// ("error" if the request failed) and the body (cut to 4 KiB). It
-// authenticates with the kubeadm client certificate pki/NAME.crt and .key
-// where both exist (the key stays on the host); if ca is set, the server must
-// verify against pki/CA, and without the client certificate the code is
-// "no-cert" and nothing is fetched.
-func (s *RestartAPIServer) hostGet(ctx context.Context, t *Target, u, name, ca string) (code, body string, err error) {
-	crt := path.Join(s.KubeDir, "pki", name+".crt")
-	key := path.Join(s.KubeDir, "pki", name+".key")
-	caPath := ""
-	if ca != "" {
-		caPath = path.Join(s.KubeDir, "pki", ca)
-	}
-	m := newMarker()
-	cmd := sh(fmt.Sprintf("u=%s; c=%s; k=%s; ca=%s; m=%s\n", remote.Quote(u), remote.Quote(crt), remote.Quote(key), remote.Quote(caPath), remote.Quote(m)) +
-		`command -v curl >/dev/null 2>&1 || { echo "curl is not installed on the host" >&2; exit 127; }
-set --
-if [ -r "$c" ] && [ -r "$k" ]; then set -- --cert "$c" --key "$k"
-elif [ -n "$ca" ]; then printf '%s no-cert' "$m"; exit 0; fi
-if [ -n "$ca" ]; then set -- "$@" --cacert "$ca"; else set -- "$@" -k; fi
-curl -sS -w "$m%{http_code}" --max-time 5 "$@" "$u" 2>/dev/null || true
-`)
-	out, err := t.Run(ctx, cmd)
-	if err != nil {
-		if st, ok := remote.ExitStatus(err); (ok && st == 127) || ctx.Err() != nil {
-			// Not installed; or cut off by the deadline, which must not
-			// replace the last real answer in the timeout message.
-			return "", "", fmt.Errorf("checking %s: %w", u, err)
-		}
-		return "error", "", nil
-	}
-	b, c, ok := strings.Cut(string(out), m)
-	if !ok {
-		return "error", "", nil
-	}
-	if c = strings.TrimSpace(c); c == "000" || c == "" {
-		c = "error"
-	}
-	if len(b) > 4096 {
-		b = b[:4096]
-	}
-	return c, b, nil
-}
-
-// listening reports whether something listens on TCP port on the host, from /proc/net/tcp{,6}.
-func listening(ctx context.Context, t *Target, port int) (bool, error) {
-	out, err := t.Run(ctx, "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null || true")
-	if err != nil {
-		return false, fmt.Errorf("reading /proc/net/tcp: %w", err)
-	}
-	return procNetListening(out, port), nil
-}
-
-// procNetListening parses /proc/net/tcp content for a LISTEN socket on port.
-func procNetListening(out []byte, port int) bool {
-	want := fmt.Sprintf(":%04X", port)
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) > 3 && f[3] == "0A" && strings.HasSuffix(f[1], want) {
-			return true
-		}
-	}
-	return false
-}
-
-// poll calls f every interval until it reports done, f fails, or timeout passes.
-func poll(ctx context.Context, timeout, interval time.Duration, what string, f func(context.Context) (bool, string, error)) error {
-	pctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	last := ""
-	for {
-		done, state, err := f(pctx)
-		if err != nil && pctx.Err() == nil {
 			return err
 		}
-		if done && err == nil {
-			return nil
-		}
-		// An attempt cut off by the deadline (err set) says nothing about
-		// the component: keep the last real answer for the message.
-		if state != "" && err == nil {
-			last = state
-		}
-		select {
-		case <-pctx.Done():
-			if ctx.Err() != nil {
-				return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
-			}
-			return fmt.Errorf("timed out after %s waiting for %s (last: %s)", timeout, what, last)
-		case <-time.After(interval):
+		for _, pr := range round {
+			done = append(done, pr.Name)
 		}
 	}
+	r.Message = "restarted " + strings.Join(done, ", ")
+	if len(kept) > 0 {
+		r.Message += "; not restarted (already on the certificates on disk): " + strings.Join(kept, ", ")
+	}
+	return s.checkKept(ctx, t, prs, hc)
 }
 
-// compareServedRetry retries compareServed while the port refuses connections.
-func (s *RestartAPIServer) compareServedRetry(ctx context.Context, t *Target, c component, hc *hostCerts) (string, error) {
-	var msg string
-	var mismatch error
-	err := poll(ctx, s.UpTimeout, s.PollInterval, fmt.Sprintf("a TLS handshake with %s", c.name), func(ctx context.Context) (bool, string, error) {
-		m, err := s.compareServed(ctx, t, c, hc)
-		var se *servedError
-		if errors.As(err, &se) {
-			mismatch = err
-			return true, "", nil
-		}
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		msg = m
-		return true, "", nil
-	})
-	if mismatch != nil {
-		return "", mismatch
+// restartRound restarts some components together and waits, in parallel,
+// until each is healthy and serves the certificate on disk.
+func (s *RestartAPIServer) restartRound(ctx context.Context, t *Target, round []*PodRestart, hc *hostCerts) error {
+	start := time.Now()
+	var comps []component
+	pids := map[string]string{}
+	for _, pr := range round {
+		comps = append(comps, pr.c)
+		pids[pr.c.comm()] = pr.PIDBefore
 	}
-	return msg, err
-}
-
-// servedError is a definite answer that the served certificate is wrong.
-type servedError struct{ msg string }
-
-// Error returns the message.
-func (e *servedError) Error() string { return e.msg }
-
-// compareServed fetches the certificate the component serves and compares it
-// with the one on disk; it must also chain to the host's CA.
-func (s *RestartAPIServer) compareServed(ctx context.Context, t *Target, c component, hc *hostCerts) (string, error) {
-	disk, ok := hc.find(c.servedCert)
-	if !ok {
-		return "", fmt.Errorf("%s: certificate %s not found on disk", c.name, c.servedCert)
-	}
-	addr := net.JoinHostPort(c.address, strconv.Itoa(c.port))
-	var chain []*x509.Certificate
+	var ev map[string]*podEvents
 	var err error
-	if s.ServeCheck == ServeCheckHost {
-		chain, err = servedChainFromHost(ctx, t, addr)
+	if s.Method == MethodCrictl {
+		err = s.restartCrictl(ctx, t, comps)
 	} else {
-		chain, err = servedChain(ctx, addr)
+		ev, err = s.restarter(t).restart(ctx, t, comps, pids)
 	}
 	if err != nil {
+		return fmt.Errorf("restarting %s: %w", podNames(round), err)
+	}
+	upAt := time.Now()
+	var lastUp time.Time
+	for _, e := range ev {
+		if e.up.After(lastUp) {
+			lastUp = e.up
+		}
+	}
+	var mu sync.Mutex
+	var g errgroup.Group
+	for _, pr := range round {
+		g.Go(func() error {
+			healthyAt, err := s.gate(ctx, t, pr, hc)
+			mu.Lock()
+			defer mu.Unlock()
+			pr.timings(ev[pr.Name], start, lastUp, upAt, healthyAt)
+			if err != nil {
+				return fmt.Errorf("restarting %s: %w", pr.Name, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// gate waits until a restarted component is healthy, and then until it
+// serves what is on disk; it returns when it became healthy.
+func (s *RestartAPIServer) gate(ctx context.Context, t *Target, pr *PodRestart, hc *hostCerts) (time.Time, error) {
+	if err := s.prober().waitHealthy(ctx, t, pr.c, s.UpTimeout); err != nil {
+		return time.Time{}, err
+	}
+	healthyAt := time.Now()
+	if hc == nil || pr.c.servedCert == "" {
+		return healthyAt, nil
+	}
+	pr.Served = nil
+	for _, ep := range pr.c.served {
+		msg, err := s.served().compareRetry(ctx, t, pr.Name, ep, hc)
+		if err != nil {
+			return healthyAt, err
+		}
+		pr.Served = append(pr.Served, msg)
+	}
+	return healthyAt, nil
+}
+
+// timings fills the phases: down and up from the host's events (its
+// clock), healthy from the pod's new process (the host's clock until the
+// script returned at upAt, the controller's after) until healthyAt.
+func (pr *PodRestart) timings(e *podEvents, start, lastUp, upAt, healthyAt time.Time) {
+	pr.healthy = !healthyAt.IsZero()
+	if e == nil || e.parked.IsZero() {
+		// No host events (method crictl): the controller's clock only.
+		if pr.healthy {
+			pr.TotalSeconds = round1(healthyAt.Sub(start))
+		}
+		return
+	}
+	pr.PIDAfter = e.pid
+	if !e.down.IsZero() {
+		pr.DownSeconds = round1(e.down.Sub(e.parked))
+	}
+	if !e.up.IsZero() && !e.back.IsZero() {
+		pr.UpSeconds = round1(e.up.Sub(e.back))
+	}
+	if !healthyAt.IsZero() && !e.up.IsZero() {
+		healthy := lastUp.Sub(e.up) + healthyAt.Sub(upAt)
+		pr.HealthySeconds = round1(healthy)
+		pr.TotalSeconds = round1(e.up.Sub(e.parked) + healthy)
+	}
+}
+
+// round1 is d in seconds, to a tenth.
+func round1(d time.Duration) float64 {
+	return float64(d.Round(100*time.Millisecond)) / float64(time.Second)
+}
+
+// checkKept verifies the components that were not restarted: the
+// apiserver must serve the certificate on disk (it reloads its serving
+// certificate within about a minute; etcd was checked by decide).
+func (s *RestartAPIServer) checkKept(ctx context.Context, t *Target, prs []*PodRestart, hc *hostCerts) error {
+	for _, pr := range prs {
+		if pr.Restarted || hc == nil || pr.c.reloads || pr.c.servedCert == "" {
+			continue
+		}
+		pr.Served = nil
+		for _, ep := range pr.c.served {
+			msg, err := s.served().compareRetry(ctx, t, pr.Name, ep, hc)
+			if err != nil {
+				return fmt.Errorf("%s was not restarted (%s), but: %w", pr.Name, pr.Reason, err)
+			}
+			pr.Served = append(pr.Served, msg)
+		}
+	}
+	return nil
+}
+
+// restartDetails are the report lines: one per component.
+func restartDetails(prs []*PodRestart) []string {
+	var d []string
+	for _, pr := range prs {
+		switch {
+		case pr.Restarted && pr.healthy:
+			line := fmt.Sprintf("%s restarted and healthy in %.1fs", pr.Name, pr.TotalSeconds)
+			if pr.HealthySeconds > 0 {
+				line += fmt.Sprintf(" (stopped in %.1fs, started in %.1fs, healthy %.1fs later)", pr.DownSeconds, pr.UpSeconds, pr.HealthySeconds)
+			}
+			if len(pr.Served) > 0 {
+				line += "; " + strings.Join(pr.Served, "; ")
+			}
+			d = append(d, line)
+		case pr.Restarted:
+			d = append(d, fmt.Sprintf("%s: restart needed: %s", pr.Name, pr.Reason))
+		default:
+			d = append(d, fmt.Sprintf("%s not restarted: %s", pr.Name, pr.Reason))
+		}
+	}
+	return d
+}
+
+// podNames joins the names of prs.
+func podNames(prs []*PodRestart) string {
+	var n []string
+	for _, pr := range prs {
+		n = append(n, pr.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+// RestartLog records, for one host and run, which static pods
+// restart_apiserver restarted and with which settings, so that renew_certs'
+// undo can restart them again onto the certificates it restores.
+type RestartLog struct {
+	mu    sync.Mutex
+	step  *RestartAPIServer
+	names []string
+}
+
+// record notes the components about to be restarted (before the attempt:
+// what runs must match the disk after an undo, even if the attempt failed).
+func (l *RestartLog) record(s *RestartAPIServer, prs []*PodRestart) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cp := *s
+	l.step = &cp
+	for _, pr := range prs {
+		if pr.Restarted && !slices.Contains(l.names, pr.Name) {
+			l.names = append(l.names, pr.Name)
+		}
+	}
+}
+
+// Again restarts, with the same settings, every component recorded, and
+// forgets them; it returns their names ("" if there were none).
+func (l *RestartLog) Again(ctx context.Context, t *Target) (string, error) {
+	l.mu.Lock()
+	step, names := l.step, slices.Clone(l.names)
+	l.mu.Unlock()
+	if step == nil || len(names) == 0 {
+		return "", nil
+	}
+	s := *step
+	s.Components, s.Restart = names, RestartAlways
+	if _, err := s.Apply(ctx, t); err != nil {
 		return "", err
 	}
-	served := chain[0]
-	fp := fingerprint(served.Raw)
-	if fp != disk.info.SHA256 {
-		return "", &servedError{fmt.Sprintf("%s on %s serves certificate sha256 %s (not after %s), but %s on disk is sha256 %s (not after %s): it was not restarted onto the new certificate",
-			c.name, addr, fp[:16], served.NotAfter.UTC().Format(time.RFC3339), disk.info.Path, disk.info.SHA256[:16], disk.info.NotAfter.Format(time.RFC3339))}
-	}
-	_, cas := hc.caPool()
-	roots := x509.NewCertPool()
-	for _, ca := range cas[disk.info.CA] {
-		roots.AddCert(ca)
-	}
-	inter := x509.NewCertPool()
-	for _, x := range chain[1:] {
-		inter.AddCert(x)
-	}
-	if _, err := served.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: hc.probe.hostNow, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-		return "", &servedError{fmt.Sprintf("%s on %s serves a certificate that does not verify against CA %s: %v", c.name, addr, disk.info.CA, err)}
-	}
-	return fmt.Sprintf("serves %s (sha256 %s…, not after %s)", disk.info.Path, fp[:16], served.NotAfter.UTC().Format(time.RFC3339)), nil
-}
-
-// servedChain does a TLS handshake from the controller and returns the
-// server's certificates. Verification is done by the caller against the
-// host's CA; a server that then rejects our lack of a client certificate is fine.
-func servedChain(ctx context.Context, addr string) ([]*x509.Certificate, error) {
-	var chain []*x509.Certificate
-	cfg := &tls.Config{
-		InsecureSkipVerify: true, // only to capture the chain; verified against the host CA by the caller
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			for _, r := range raw {
-				c, err := x509.ParseCertificate(r)
-				if err != nil {
-					return err
-				}
-				chain = append(chain, c)
-			}
-			return nil
-		},
-	}
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: cfg}
-	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	conn, err := d.DialContext(hctx, "tcp", addr)
-	if conn != nil {
-		conn.Close()
-	}
-	if len(chain) > 0 {
-		return chain, nil
-	}
-	if err == nil {
-		err = errors.New("no certificate")
-	}
-	return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
-}
-
-// servedChainFromHost runs `openssl s_client` on the host and parses the
-// certificates it prints (public data only).
-func servedChainFromHost(ctx context.Context, t *Target, addr string) ([]*x509.Certificate, error) {
-	cmd := sh("a=" + remote.Quote(addr) + "\n" +
-		`command -v openssl >/dev/null 2>&1 || { echo "openssl is not installed on the host" >&2; exit 127; }
-echo | timeout 15 openssl s_client -connect "$a" -showcerts 2>/dev/null | sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p'
-`)
-	out, err := t.Run(ctx, cmd)
-	if err != nil {
-		return nil, fmt.Errorf("openssl s_client -connect %s on the host: %w", addr, err)
-	}
-	var chain []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, out = pem.Decode(out)
-		if b == nil {
-			break
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certificate served on %s: %w", addr, err)
-		}
-		chain = append(chain, c)
-	}
-	if len(chain) == 0 {
-		return nil, fmt.Errorf("no TLS certificate served on %s (seen from the host)", addr)
-	}
-	return chain, nil
-}
-
-// unparkUndo puts back any manifest still parked.
-func (s *RestartAPIServer) unparkUndo(t *Target, comps []component) *Undo {
-	var hints []string
-	for _, c := range comps {
-		hints = append(hints, "mv "+remote.Quote(path.Join(s.parkDir(t), c.name+".yaml"))+" "+remote.Quote(c.manifest))
-	}
-	dir := s.parkDir(t)
-	return &Undo{
-		Desc:    "put back any static pod manifest still parked in " + dir,
-		Restore: "on the host, for each file in " + dir + ": " + strings.Join(hints, "; "),
-		Fn: func(ctx context.Context, t *Target) error {
-			var errs []error
-			for _, c := range comps {
-				if _, err := t.Run(ctx, unparkCmd(path.Join(dir, c.name+".yaml"), c.manifest)); err != nil {
-					errs = append(errs, fmt.Errorf("putting back %s: %w", c.manifest, err))
-				}
-			}
-			return errors.Join(errs...)
-		},
-	}
+	l.mu.Lock()
+	l.step, l.names = nil, nil
+	l.mu.Unlock()
+	return strings.Join(names, ", "), nil
 }

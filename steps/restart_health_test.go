@@ -198,7 +198,7 @@ func TestRestartAPIServerHealthGate(t *testing.T) {
 	time.Sleep(apiAfter)
 	ctx := testCtx(t)
 	t0 := time.Now()
-	r, err := newStep(t, "restart_apiserver", fastRestart+"serve_check: none").Apply(ctx, h.target())
+	r, err := newStep(t, "restart_apiserver", fastRestart+"serve_check: none\nrestart: always").Apply(ctx, h.target())
 	end := time.Now()
 	if err != nil {
 		t.Fatalf("restart: %v", err)
@@ -206,8 +206,10 @@ func TestRestartAPIServerHealthGate(t *testing.T) {
 	if r.Message != "restarted etcd, kube-apiserver" || len(r.Details) != 2 {
 		t.Fatalf("result: %+v", r)
 	}
-	etcdStart, etcdHealthy := etcd.first("start", t0), etcd.first("healthy", t0)
-	apiStop, apiStart, apiReady := api.first("stop", t0), api.first("start", t0), api.first("healthy", t0)
+	etcdStart := etcd.first("start", t0)
+	etcdHealthy := etcd.first("healthy", etcdStart)
+	apiStop, apiStart := api.first("stop", t0), api.first("start", t0)
+	apiReady := api.first("healthy", apiStart)
 	for name, at := range map[string]time.Time{"etcd start": etcdStart, "etcd healthy": etcdHealthy, "apiserver stop": apiStop, "apiserver start": apiStart, "apiserver ready": apiReady} {
 		if at.IsZero() {
 			t.Fatalf("%s not seen during the restart", name)
@@ -243,13 +245,16 @@ func TestRestartAPIServerHealthGateTimeouts(t *testing.T) {
 	tg := h.target()
 	// up_timeout 20s: the fake apiserver must have started (and answered
 	// 500) before the gate gives up, even on a loaded machine.
-	params := "poll_interval: 100ms\ndown_timeout: 20s\nup_timeout: 20s\nserve_check: none\n"
+	params := "poll_interval: 100ms\ndown_timeout: 20s\nup_timeout: 20s\nserve_check: none\nrestart: always\n"
 
 	etcd.mu.Lock()
 	etcd.readyAfter = -1
 	etcd.mu.Unlock()
 	_, err := newStep(t, "restart_apiserver", params+"components: [etcd]").Apply(ctx, tg)
-	if err == nil || !strings.Contains(err.Error(), `waiting for etcd to report {"health":"true"}`) ||
+	// The gate before anything goes down: nothing is restarted.
+	etcdStarts := len(etcd.events)
+	if err == nil || !strings.Contains(err.Error(), "this host's etcd member is not healthy, so nothing was restarted") ||
+		!strings.Contains(err.Error(), "waiting for etcd to be healthy") || len(etcd.events) != etcdStarts ||
 		!strings.Contains(err.Error(), `health answered 503 {"health":"false","reason":"RAFT NO LEADER"}`) {
 		t.Errorf("etcd never healthy: %v", err)
 	}

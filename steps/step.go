@@ -40,6 +40,9 @@ type Target struct {
 	Facts *Facts
 	// Now is the controller's clock; tests may replace it.
 	Now func() time.Time
+	// Restarts records the static pods restart_apiserver restarted, for
+	// renew_certs' undo: restoring old certificates must restart them again.
+	Restarts RestartLog
 }
 
 // NewTarget returns a Target with empty facts and the real clock.
