@@ -321,8 +321,16 @@ type report struct {
 	DurationSec float64        `json:"duration_seconds"`
 	Interrupted bool           `json:"interrupted"`
 	Stopped     string         `json:"stopped"`
+	Plays       []playJSON     `json:"plays"`
 	Hosts       []hostJSON     `json:"hosts"`
 	Totals      map[string]int `json:"totals"`
+}
+
+type playJSON struct {
+	Name   string   `json:"name"`
+	Hosts  []string `json:"hosts"`
+	Serial string   `json:"serial"`
+	Ran    bool     `json:"ran"`
 }
 
 type hostJSON struct {
@@ -338,6 +346,7 @@ type hostJSON struct {
 }
 
 type stepJSON struct {
+	Play        int             `json:"play"`
 	Index       int             `json:"index"`
 	Name        string          `json:"name"`
 	Type        string          `json:"type"`

@@ -141,6 +141,16 @@ func (h *HostReport) ranPlay(pi int) bool {
 	return h.Status == StatusUnreachable
 }
 
+// kept reports whether a rollback kept a change of the host on purpose.
+func (h *HostReport) kept() bool {
+	for _, s := range h.Steps {
+		if s.rb == rbKept {
+			return true
+		}
+	}
+	return false
+}
+
 // Failed reports whether the host failed (a step failed or it was unreachable).
 func (h *HostReport) Failed() bool {
 	return h.err != nil

@@ -528,7 +528,7 @@ func (r *run) rollback(hr *HostReport, t *steps.Target) {
 			hr.Error = err.Error()
 		}
 		hr.Status = StatusFailed
-	} else if hr.Status != StatusFailed && hr.Status != StatusUnreachable && !hr.Changed() {
+	} else if hr.Status != StatusFailed && hr.Status != StatusUnreachable && !hr.kept() {
 		hr.Status = StatusRolledBack
 	}
 	hr.State = r.describeState(hr)
