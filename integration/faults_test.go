@@ -637,7 +637,7 @@ func renewPlaybook(t *testing.T, kubeadm string, withBackupStep bool) string {
 	}
 	s := strings.Replace(string(src), "renew_certs: {}", "renew_certs: {kubeadm: "+kubeadm+"}", 1)
 	if !withBackupStep {
-		s = strings.Replace(s, "  - name: back up\n    backup: {}\n", "", 1)
+		s = strings.Replace(s, "    - name: back up\n      backup: {}\n", "", 1)
 	}
 	if !strings.Contains(s, kubeadm) || (!withBackupStep && strings.Contains(s, "backup: {}")) {
 		t.Fatal("could not adapt renew.yaml")

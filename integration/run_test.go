@@ -321,6 +321,7 @@ type report struct {
 	DurationSec float64        `json:"duration_seconds"`
 	Interrupted bool           `json:"interrupted"`
 	Stopped     string         `json:"stopped"`
+	Resume      string         `json:"resume"`
 	Plays       []playJSON     `json:"plays"`
 	Hosts       []hostJSON     `json:"hosts"`
 	Totals      map[string]int `json:"totals"`

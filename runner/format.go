@@ -79,6 +79,9 @@ func WriteRecap(w io.Writer, rep *Report) error {
 	if rep.Stopped != "" {
 		fmt.Fprintf(&b, "\nstopped: %s\n", rep.Stopped)
 	}
+	if rep.Resume != "" {
+		fmt.Fprintf(&b, "to finish, once the cause is fixed: %s\n", rep.Resume)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

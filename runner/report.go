@@ -45,6 +45,9 @@ type Report struct {
 	Interrupted bool          `json:"interrupted"`
 	// Stopped says why no further batch started, if one did not.
 	Stopped string `json:"stopped,omitempty"`
+	// Resume is the command that finishes the run on the hosts it did not
+	// finish, once the cause is fixed (omitted when every host finished).
+	Resume string `json:"resume,omitempty"`
 	// Plays lists the playbook's plays, in order.
 	Plays  []PlayReport  `json:"plays"`
 	Hosts  []*HostReport `json:"hosts"`
@@ -139,6 +142,20 @@ func (h *HostReport) ranPlay(pi int) bool {
 		}
 	}
 	return h.Status == StatusUnreachable
+}
+
+// Unfinished lists the hosts on which some step failed or did not run.
+func (r *Report) Unfinished() []string {
+	var out []string
+	for _, h := range r.Hosts {
+		for _, s := range h.Steps {
+			if s.Status == StatusFailed || s.Status == StatusNotRun || h.Status == StatusUnreachable {
+				out = append(out, h.Name)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // kept reports whether a rollback kept a change of the host on purpose.

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
+	"github.com/kplay/kplay/remote"
 	"github.com/kplay/kplay/runner"
 	"github.com/kplay/kplay/steps"
 )
@@ -80,6 +82,11 @@ func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags
 		fmt.Fprintf(stdout, "%s: %s: %s\n", mode, plan.Playbook.Name, plan.Shape())
 	}
 	rep, err := runner.Run(ctx, plan, opts)
+	if left := rep.Unfinished(); len(left) > 0 && !f.dryRun && !rep.Interrupted {
+		// Rerunning is safe: renewal renews again, restarts restart only
+		// what still runs on old files.
+		rep.Resume = remote.QuoteAll("kplay", "run", f.playbookArg[0], "-i", f.inventory, "--limit", strings.Join(left, ","))
+	}
 	if lw != nil {
 		lw.Finish()
 		_ = runner.WriteRecap(stdout, rep)
