@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -213,13 +214,22 @@ func (k *kubelet) sync() {
 		names[name] = file
 		k.start(file, name, argv, grace, hash, starts)
 	}
+	// Pods whose manifest went away stop in parallel, as the real
+	// kubelet's pod workers stop them: one slow to stop (its grace period)
+	// does not hold up the others.
+	var wg sync.WaitGroup
 	for file, p := range k.pods {
 		if !seen[file] {
 			k.logger.Printf("%s: manifest removed: stopping %s", file, p.name)
-			k.stop(p)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k.stop(p)
+			}()
 			delete(k.pods, file)
 		}
 	}
+	wg.Wait()
 	for file := range k.bad {
 		if !seen[file] {
 			delete(k.bad, file)
