@@ -184,7 +184,7 @@ func (s *RestartAPIServer) served() servedChecker {
 }
 
 func (s *RestartAPIServer) restarter(t *Target) restarter {
-	return restarter{parkDir: path.Join(s.ParkDir, t.RunID), down: s.DownTimeout, up: s.DownTimeout + s.UpTimeout, unparkBackTimeout: time.Minute}
+	return restarter{parkDir: path.Join(s.ParkDir, t.RunID), down: s.DownTimeout, up: s.UpTimeout, unparkBackTimeout: time.Minute}
 }
 
 // PodRestart is what restart_apiserver did with one component (its JSON data).
