@@ -3,6 +3,7 @@
 #   make e2e    renew 3 real control-plane nodes (real etcd + kube-apiserver), API polled
 #   make demo   start 3 local kubeadm test hosts and renew their certificates
 #   make bench  kplay vs ansible-playbook vs plain OpenSSH on 3, 30, 100 test hosts
+#   make bench-e2e  kplay vs the hand-written Ansible playbook on 3 real control-plane nodes
 SHELL   := /bin/bash
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -10,7 +11,7 @@ LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEMO_DIR ?= /tmp/kplay-demo
 
-.PHONY: all build test lint unit e2e deps demo demo-down bench clean
+.PHONY: all build test lint unit e2e deps demo demo-down bench bench-e2e clean
 
 all: build
 
@@ -62,6 +63,15 @@ BENCH_FLAGS ?=
 bench: build
 	@KPLAY_BENCH=1 bash .ci/deps.sh
 	$(GO) run ./bench/cmd/kplay-bench -kplay bin/kplay -out bench/RESULTS.md $(BENCH_FLAGS)
+
+## bench-e2e: issue 12 side by side on 3 real control-plane nodes (etcd,
+## kube-apiserver, controller-manager, scheduler): the hand-written Ansible
+## playbook bench/anchor/renew.yml and playbooks/renew.yaml, alternating,
+## with the API polled; prints "E2E SPEED" lines (wall time, unready time
+## per host, kplay's per-step times, the ratio). Also part of make e2e.
+## Figures: bench/RESULTS.md, "Real control plane".
+bench-e2e: deps
+	$(GO) test $(E2E_FLAGS) -count=1 -timeout 80m -v -run '^TestE2ESpeedAgainstAnchor' ./integration
 
 clean:
 	rm -rf bin
