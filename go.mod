@@ -3,17 +3,17 @@ module github.com/kplay/kplay
 go 1.26.8
 
 require (
+	github.com/hashicorp/go-multierror v1.1.1
 	github.com/melbahja/goph v1.5.2
 	golang.org/x/crypto v0.59.0
+	golang.org/x/sync v0.25.0
 	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (
 	github.com/hashicorp/errwrap v1.0.0 // indirect
-	github.com/hashicorp/go-multierror v1.1.1 // indirect
 	github.com/kr/fs v0.1.0 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/pkg/sftp v1.13.11 // indirect
-	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 )

@@ -12,6 +12,7 @@ command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v pgrep >/dev/null 2>&1 || need+=(procps)
 command -v sudo >/dev/null 2>&1 || need+=(sudo)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 # make e2e runs the hand-written Ansible playbook (bench/anchor/renew.yml)
 # beside kplay, and make bench compares with ansible-playbook: always needed.
 command -v ansible-playbook >/dev/null 2>&1 || need+=(ansible-core)

@@ -22,7 +22,7 @@ func TestBenchQuick(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("cannot run test hosts: %s (CI=true, so integration tests must not skip)", reason)
 		}
-		t.Skipf("cannot run test hosts: %s", reason)
+		t.Skipf("SKIP: cannot run test hosts: %s; run as root after make deps (sudo make bench)", reason)
 	}
 	bin := filepath.Join(t.TempDir(), "kplay")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/kplay/kplay/cmd/kplay").CombinedOutput(); err != nil {

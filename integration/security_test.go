@@ -22,6 +22,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/kplay/kplay/internal/hostexec"
+	"github.com/kplay/kplay/internal/shellquote"
 	"github.com/kplay/kplay/remote"
 	"github.com/kplay/kplay/runner"
 	"github.com/kplay/kplay/testbed"
@@ -159,7 +161,7 @@ func FuzzQuoteOnHost(f *testing.F) {
 			if err == nil {
 				t.Fatalf("a variable with a NUL expanded to %q", cmd)
 			}
-			if _, err := clients[0].Run(t.Context(), "printf '%s\\0' "+remote.Quote(s)); !errors.Is(err, remote.ErrNUL) {
+			if _, err := clients[0].Run(t.Context(), "printf '%s\\0' "+shellquote.Quote(s)); !errors.Is(err, hostexec.ErrNUL) {
 				t.Fatalf("the transport ran a command with a NUL: %v", err)
 			}
 			return
@@ -170,7 +172,7 @@ func FuzzQuoteOnHost(f *testing.F) {
 		for _, c := range clients {
 			out, err := c.Run(t.Context(), cmd)
 			if strings.Contains(s, "PRIVATE KEY-----") {
-				if !errors.Is(err, remote.ErrSecretPath) {
+				if !errors.Is(err, hostexec.ErrSecretPath) {
 					t.Fatalf("output with a private key marker was not refused: %v", err)
 				}
 				continue
@@ -274,7 +276,7 @@ func TestSecurityTransportRefusesKeys(t *testing.T) {
 	}
 	defer c.Close()
 	for _, p := range []string{"/root/canary.key", "/etc/ssh/ssh_host_ed25519_key", "/root/.ssh/id_ed25519"} {
-		if b, err := c.ReadFile(t.Context(), p); !errors.Is(err, remote.ErrSecretPath) || b != nil {
+		if b, err := c.ReadFile(t.Context(), p); !errors.Is(err, hostexec.ErrSecretPath) || b != nil {
 			t.Errorf("ReadFile(%s) = %q, %v; want ErrSecretPath", p, b, err)
 		}
 	}

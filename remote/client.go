@@ -27,6 +27,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kplay/kplay/internal/hostexec"
+	"github.com/kplay/kplay/internal/shellquote"
 	"github.com/melbahja/goph"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -98,6 +100,34 @@ type Client struct {
 // Dial opens the SSH connection. The TCP connect and the handshake together
 // take at most cfg.ConnectTimeout (default 10s), and ctx can cancel both.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	hostport := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
+	sshCfg, err := clientConfig(cfg, hostport)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := handshake(ctx, cfg, hostport, sshCfg)
+	if err != nil {
+		return nil, err
+	}
+	cl := &Client{
+		cfg:    cfg,
+		client: &goph.Client{Client: sc},
+		done:   make(chan struct{}),
+	}
+	cl.prefix = randomID()
+	go cl.keepalive()
+	if cfg.Become {
+		if err := cl.chooseSudo(ctx); err != nil {
+			cl.Close()
+			return nil, &ConnectError{Host: cfg.Name, Phase: "become", Err: err}
+		}
+	}
+	return cl, nil
+}
+
+// withDefaults fills the config's zero values.
+func (cfg Config) withDefaults() Config {
 	if cfg.Port == 0 {
 		cfg.Port = 22
 	}
@@ -116,6 +146,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.KnownHosts == "" {
 		cfg.KnownHosts = "~/.ssh/known_hosts"
 	}
+	return cfg
+}
+
+// clientConfig builds the SSH client config: the key auth, and host key
+// verification against known_hosts with the host key algorithms it lists.
+func clientConfig(cfg Config, hostport string) (*ssh.ClientConfig, error) {
 	kh, err := ExpandHome(cfg.KnownHosts)
 	if err != nil {
 		return nil, &ConnectError{Host: cfg.Name, Phase: "known_hosts", Err: err}
@@ -125,7 +161,6 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		mu = &sync.Mutex{}
 	}
 	k := knownHosts{path: kh, acceptNew: cfg.AcceptNewHostKeys, mu: mu}
-	hostport := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
 
 	auth, err := authMethods(cfg.KeyPath)
 	if err != nil {
@@ -147,14 +182,18 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		// Trust on first use with no file yet: every key is new.
 		cb = func(hostname string, _ net.Addr, key ssh.PublicKey) error { return k.append(hostname, key) }
 	}
-	sshCfg := &ssh.ClientConfig{
+	return &ssh.ClientConfig{
 		User:              cfg.User,
 		Auth:              auth,
 		HostKeyCallback:   cb,
 		HostKeyAlgorithms: algos,
 		Timeout:           cfg.ConnectTimeout,
-	}
+	}, nil
+}
 
+// handshake connects over TCP and runs the SSH handshake, both within
+// cfg.ConnectTimeout and cancelled by ctx, and says which phase failed.
+func handshake(ctx context.Context, cfg Config, hostport string, sshCfg *ssh.ClientConfig) (*ssh.Client, error) {
 	deadline := time.Now().Add(cfg.ConnectTimeout)
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -188,20 +227,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, &ConnectError{Host: cfg.Name, Phase: "handshake", Err: fmt.Errorf("%s: %w", hostport, err)}
 	}
 	_ = conn.SetDeadline(time.Time{})
-	cl := &Client{
-		cfg:    cfg,
-		client: &goph.Client{Client: ssh.NewClient(c, chans, reqs)},
-		done:   make(chan struct{}),
-	}
-	cl.prefix = randomID()
-	go cl.keepalive()
-	if cfg.Become {
-		if err := cl.chooseSudo(ctx); err != nil {
-			cl.Close()
-			return nil, &ConnectError{Host: cfg.Name, Phase: "become", Err: err}
-		}
-	}
-	return cl, nil
+	return ssh.NewClient(c, chans, reqs), nil
 }
 
 func isTimeout(err error) bool {
@@ -279,7 +305,7 @@ func (c *Client) chooseSudo(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := ExitStatus(err); !ok {
+	if _, ok := hostexec.ExitStatus(err); !ok {
 		return err
 	}
 	c.cfg.BecomePassword = pw
@@ -360,7 +386,7 @@ func (c *Client) RunInput(ctx context.Context, cmd string, stdin []byte) ([]byte
 	}
 	if strings.IndexByte(cmd, 0) >= 0 {
 		// sshd and sh would cut the command at the NUL and run the rest.
-		return nil, ErrNUL
+		return nil, hostexec.ErrNUL
 	}
 	tag := c.prefix + "." + strconv.FormatUint(c.seq.Add(1), 10)
 	if stdin == nil && !(c.cfg.Become && c.cfg.BecomePassword != "") {
@@ -416,7 +442,7 @@ func (c *Client) RunInput(ctx context.Context, cmd string, stdin []byte) ([]byte
 }
 
 // result turns a finished command's outputs and exit status (or signal)
-// into Run's result: the stdout, or an *ExitError with the tail of stderr;
+// into Run's result: the stdout, or a *hostexec.ExitError with the tail of stderr;
 // output holding a private key is withheld.
 func (c *Client) result(stdout []byte, stderr string, status int, signal string) ([]byte, error) {
 	if status == 0 && signal == "" {
@@ -425,7 +451,7 @@ func (c *Client) result(stdout []byte, stderr string, status int, signal string)
 		}
 		return stdout, nil
 	}
-	x := &ExitError{Status: status, Signal: signal, Stderr: redactStderr(stderr, Tail(stderr, 5))}
+	x := &hostexec.ExitError{Status: status, Signal: signal, Stderr: redactStderr(stderr, hostexec.Tail(stderr, 5))}
 	if x.Signal != "" {
 		x.Status = -1
 	}
@@ -453,7 +479,7 @@ func (c *Client) connErr(what string, err error) error {
 // wrap tags cmd's environment so its processes can be found and killed,
 // and runs it through sudo when become is set.
 func (c *Client) wrap(tag, cmd string) string {
-	return c.sudo + "env KPLAY_CMD=" + tag + " sh -c " + Quote(cmd)
+	return c.sudo + "env KPLAY_CMD=" + tag + " sh -c " + shellquote.Quote(cmd)
 }
 
 // killScript kills every process whose environment carries tag, including
@@ -464,7 +490,7 @@ func (c *Client) wrap(tag, cmd string) string {
 func killScript(tag string) string {
 	// One grep per pass reads every environment (a grep per process takes
 	// seconds on a busy host); -z -x -F matches one whole NAME=VALUE entry.
-	return `t=` + Quote("KPLAY_CMD="+tag) + `; n=0; while [ $n -lt 20 ]; do n=$((n+1)); found=; ` +
+	return `t=` + shellquote.Quote("KPLAY_CMD="+tag) + `; n=0; while [ $n -lt 20 ]; do n=$((n+1)); found=; ` +
 		`for f in $(grep -lzxF -- "$t" /proc/[0-9]*/environ 2>/dev/null); do p=${f#/proc/}; p=${p%/environ}; ` +
 		`kill -STOP "$p" 2>/dev/null && found="$found $p"; done; ` +
 		`[ -n "$found" ] || break; kill -KILL $found 2>/dev/null; done; true`
@@ -483,7 +509,7 @@ func (c *Client) kill(tag string) {
 		sess.Stdin = strings.NewReader(c.cfg.BecomePassword + "\n")
 	}
 	done := make(chan struct{})
-	go func() { _ = sess.Run(c.sudo + "sh -c " + Quote(script)); close(done) }()
+	go func() { _ = sess.Run(c.sudo + "sh -c " + shellquote.Quote(script)); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
@@ -496,7 +522,7 @@ const secretMarker = "PRIVATE KEY-----"
 // checkSecret refuses output that holds a PEM private key.
 func checkSecret(b []byte) error {
 	if bytes.Contains(b, []byte(secretMarker)) {
-		return fmt.Errorf("%w: the output held a PEM private key and was discarded", ErrSecretPath)
+		return fmt.Errorf("%w: the output held a PEM private key and was discarded", hostexec.ErrSecretPath)
 	}
 	return nil
 }
@@ -530,9 +556,9 @@ func IsSecretPath(p string) bool {
 // ReadFile reads a file off the host. Private keys are refused.
 func (c *Client) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	if IsSecretPath(p) {
-		return nil, fmt.Errorf("%w: %s", ErrSecretPath, p)
+		return nil, fmt.Errorf("%w: %s", hostexec.ErrSecretPath, p)
 	}
-	b, err := c.Run(ctx, "cat -- "+Quote(p))
+	b, err := c.Run(ctx, "cat -- "+shellquote.Quote(p))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", p, err)
 	}
@@ -543,8 +569,8 @@ func (c *Client) ReadFile(ctx context.Context, p string) ([]byte, error) {
 // with mode, then a rename. On failure the temp file is removed.
 func (c *Client) WriteFile(ctx context.Context, p string, data []byte, mode fs.FileMode) error {
 	dir := path.Dir(p)
-	script := `set -e; umask 077; t=$(mktemp ` + Quote(dir+"/.kplay.XXXXXX") + `); trap 'rm -f "$t"' EXIT; ` +
-		`cat > "$t"; chmod ` + fmt.Sprintf("%04o", mode.Perm()) + ` "$t"; mv -f "$t" ` + Quote(p) + `; trap - EXIT`
+	script := `set -e; umask 077; t=$(mktemp ` + shellquote.Quote(dir+"/.kplay.XXXXXX") + `); trap 'rm -f "$t"' EXIT; ` +
+		`cat > "$t"; chmod ` + fmt.Sprintf("%04o", mode.Perm()) + ` "$t"; mv -f "$t" ` + shellquote.Quote(p) + `; trap - EXIT`
 	if _, err := c.RunInput(ctx, script, data); err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/kplay/kplay/internal/shellquote"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -33,19 +34,19 @@ type HostKeyError struct {
 // Error explains the failure and how to fix it.
 func (e *HostKeyError) Error() string {
 	host, port, _ := net.SplitHostPort(e.Host)
-	scan := "ssh-keyscan -t ed25519 " + Quote(host)
+	scan := "ssh-keyscan -t ed25519 " + shellquote.Quote(host)
 	if port != "" && port != "22" {
-		scan = "ssh-keyscan -t ed25519 -p " + port + " " + Quote(host)
+		scan = "ssh-keyscan -t ed25519 -p " + port + " " + shellquote.Quote(host)
 	}
 	if e.Changed {
 		return fmt.Sprintf("HOST KEY CHANGED for %s (offered %s): this may be a man-in-the-middle attack; "+
 			"if the host was really reinstalled, verify the new key out of band, remove the old line from %s "+
 			"(ssh-keygen -R %s -f %s) and add the new one (%s >> %s)",
-			e.Host, e.Fingerprint, e.KnownHosts, Quote(knownhosts.Normalize(e.Host)), Quote(e.KnownHosts), scan, Quote(e.KnownHosts))
+			e.Host, e.Fingerprint, e.KnownHosts, shellquote.Quote(knownhosts.Normalize(e.Host)), shellquote.Quote(e.KnownHosts), scan, shellquote.Quote(e.KnownHosts))
 	}
 	return fmt.Sprintf("unknown host key for %s (offered %s): not in %s; verify the fingerprint and add it with: %s >> %s"+
 		" (or pass --accept-new-host-keys to trust on first use)",
-		e.Host, e.Fingerprint, e.KnownHosts, scan, Quote(e.KnownHosts))
+		e.Host, e.Fingerprint, e.KnownHosts, scan, shellquote.Quote(e.KnownHosts))
 }
 
 // Unwrap returns the knownhosts error.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kplay/kplay/internal/shellquote"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -147,7 +148,7 @@ func (c *Client) shellWrap(tag, cmd string) string {
 	if c.sudo != "" {
 		return c.wrap(tag, cmd)
 	}
-	return "KPLAY_CMD=" + tag + " sh -c " + Quote(cmd)
+	return "KPLAY_CMD=" + tag + " sh -c " + shellquote.Quote(cmd)
 }
 
 // shellLost explains why a shell ended in the middle of a command.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kplay/kplay/internal/hostexec"
 	"github.com/kplay/kplay/testbed"
 )
 
@@ -121,7 +122,7 @@ func TestShellOverSSH(t *testing.T) {
 		if string(out) != tc.want {
 			t.Errorf("%s: output %q, want %q", tc.cmd, out, tc.want)
 		}
-		st, isExit := ExitStatus(err)
+		st, isExit := hostexec.ExitStatus(err)
 		switch {
 		case tc.status == 0 && err != nil:
 			t.Errorf("%s: %v", tc.cmd, err)
@@ -131,8 +132,8 @@ func TestShellOverSSH(t *testing.T) {
 			t.Errorf("%s: error %v does not show stderr %q", tc.cmd, err, tc.stderr)
 		}
 	}
-	if _, err := c.Run(ctx, "printf -- '-----BEGIN PRIVATE KEY-----\\n'"); !errors.Is(err, ErrSecretPath) {
-		t.Errorf("private key output: err = %v, want ErrSecretPath", err)
+	if _, err := c.Run(ctx, "printf -- '-----BEGIN PRIVATE KEY-----\\n'"); !errors.Is(err, hostexec.ErrSecretPath) {
+		t.Errorf("private key output: err = %v, want hostexec.ErrSecretPath", err)
 	}
 	// Commands with stdin still get a session of their own.
 	if out, err := c.RunInput(ctx, "cat", []byte("in")); err != nil || string(out) != "in" {

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kplay/kplay/remote"
+	"github.com/kplay/kplay/internal/shellquote"
 )
 
 // DefaultLockDir is the per-host run lock: a directory created atomically
@@ -212,8 +212,8 @@ func acquireLock(ctx context.Context, c Conn, host string, opts LockOptions, sel
 		// of a session of its own (remote/shell.go).
 		// The parent is computed here and made only when missing: no
 		// dirname and mkdir processes on every run.
-		parent := remote.Quote(path.Dir(path.Clean(d)))
-		script := `set -u; umask 077; d=` + remote.Quote(d) + `; holder=` + remote.Quote(self.encode()) + `
+		parent := shellquote.Quote(path.Dir(path.Clean(d)))
+		script := `set -u; umask 077; d=` + shellquote.Quote(d) + `; holder=` + shellquote.Quote(self.encode()) + `
 made=; [ -d ` + parent + ` ] || { mkdir -p ` + parent + ` || exit 1; made=1; }
 if mkdir "$d" 2>/dev/null; then
   { printf '%s' "$holder" > "$d/holder.tmp" && mv -f "$d/holder.tmp" "$d/holder"; } || { rm -rf "$d"; [ -z "$made" ] || rmdir ` + parent + `; echo "writing $d/holder failed" >&2; exit 1; }
@@ -249,7 +249,7 @@ echo ` + lockHeld + `; echo "age=$((now - m))"; cat "$d/holder" 2>/dev/null; exi
 			return nil, le
 		}
 		// Clear it only if it still names the holder judged stale.
-		brk := `set -u; d=` + remote.Quote(d) + `; old=` + remote.Quote("run_id="+h.RunID) + `; mine=` + remote.Quote(self.RunID) + `
+		brk := `set -u; d=` + shellquote.Quote(d) + `; old=` + shellquote.Quote("run_id="+h.RunID) + `; mine=` + shellquote.Quote(self.RunID) + `
 if [ -f "$d/holder" ]; then grep -qxF -- "$old" "$d/holder" || exit 0; elif [ "$old" != run_id= ]; then exit 0; fi
 mv "$d" "$d.broken.$mine" && rm -rf "$d.broken.$mine"`
 		if _, err := c.Run(ctx, brk); err != nil {
@@ -273,7 +273,7 @@ func (l *hostLock) heartbeat(every time.Duration, runID string) {
 			case <-t.C:
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), every)
-			_, _ = l.conn.Run(ctx, `d=`+remote.Quote(l.dir)+`; grep -qxF -- `+remote.Quote("run_id="+runID)+` "$d/holder" && touch -c "$d/holder"`)
+			_, _ = l.conn.Run(ctx, `d=`+shellquote.Quote(l.dir)+`; grep -qxF -- `+shellquote.Quote("run_id="+runID)+` "$d/holder" && touch -c "$d/holder"`)
 			cancel()
 		}
 	}()
@@ -289,11 +289,11 @@ func (l *hostLock) release(runID string) error {
 	defer cancel()
 	rmdir := ""
 	if l.rmParent != "" {
-		rmdir = "\nrmdir " + remote.Quote(l.rmParent) + " 2>/dev/null; true"
+		rmdir = "\nrmdir " + shellquote.Quote(l.rmParent) + " 2>/dev/null; true"
 	}
 	// Shell built-ins match the holder line (as grep -qxF would): one
 	// process (rm) instead of two.
-	_, err := l.conn.Run(ctx, `d=`+remote.Quote(l.dir)+`; want=`+remote.Quote("run_id="+runID)+`; mine=
+	_, err := l.conn.Run(ctx, `d=`+shellquote.Quote(l.dir)+`; want=`+shellquote.Quote("run_id="+runID)+`; mine=
 { while IFS= read -r l || [ -n "$l" ]; do [ "$l" = "$want" ] && mine=1; done < "$d/holder"; } 2>/dev/null
 if [ -n "$mine" ]; then rm -rf "$d"; fi`+rmdir)
 	return err

@@ -10,9 +10,6 @@ import (
 	"github.com/kplay/kplay/steps"
 )
 
-// indexOf returns the position of entry in log, or -1.
-func indexOf(log []string, entry string) int { return slices.Index(log, entry) }
-
 func TestPlaysAreBarriers(t *testing.T) {
 	rep, log, err := fakeRun(t, context.Background(), 3, `
 - name: renew everywhere

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/kplay/kplay/remote"
+	"github.com/kplay/kplay/internal/shellquote"
 )
 
 // tmplRe matches {{ name }} and {{ name | raw }}.
@@ -55,13 +55,13 @@ func (v *Vars) expand(s string, quote bool) (string, error) {
 		switch filter {
 		case "":
 			if quote {
-				return remote.Quote(val)
+				return shellquote.Quote(val)
 			}
 			return val
 		case "raw":
 			return val
 		case "quote":
-			return remote.Quote(val)
+			return shellquote.Quote(val)
 		default:
 			if firstErr == nil {
 				firstErr = fmt.Errorf("unknown filter %q in %s (known: raw, quote)", filter, m)

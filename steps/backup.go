@@ -9,7 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/kplay/kplay/remote"
+	"github.com/kplay/kplay/internal/shellquote"
 )
 
 // Fact keys shared by the kubeadm steps of one host.
@@ -119,7 +119,7 @@ func backupScript(kubeDir, root, dir string, plan bool) string {
 	if plan {
 		mode = "1"
 	}
-	return sh(fmt.Sprintf("set -eu\numask 077\nkd=%s; root=%s; b=%s; plan=%s\n", remote.Quote(kubeDir), remote.Quote(root), remote.Quote(dir), mode) + `[ -d "$kd" ] || { echo "$kd does not exist" >&2; exit 3; }
+	return sh(fmt.Sprintf("set -eu\numask 077\nkd=%s; root=%s; b=%s; plan=%s\n", shellquote.Quote(kubeDir), shellquote.Quote(root), shellquote.Quote(dir), mode) + `[ -d "$kd" ] || { echo "$kd does not exist" >&2; exit 3; }
 cd "$kd"
 set --
 if [ -d pki ]; then set -- "$@" pki; fi
@@ -160,7 +160,7 @@ echo "ok $files $bytes"
 // did not exist at backup time are removed, and the result is verified.
 func restoreScript(kubeDir, dir string) string {
 	return "#!/bin/sh\n# kplay: restore " + kubeDir + " (pki, *.conf, manifests) from the backup in " + dir + ".\n" +
-		fmt.Sprintf("set -eu\nkd=%s; b=%s\n", remote.Quote(kubeDir), remote.Quote(dir)) + `[ -f "$b/COMPLETE" ] || { echo "backup $b is incomplete; not restoring" >&2; exit 3; }
+		fmt.Sprintf("set -eu\nkd=%s; b=%s\n", shellquote.Quote(kubeDir), shellquote.Quote(dir)) + `[ -f "$b/COMPLETE" ] || { echo "backup $b is incomplete; not restoring" >&2; exit 3; }
 if grep -q '^\\' "$b/SHA256SUMS"; then echo "backup $b has unusual file names; restore by hand with cp -a from $b/files" >&2; exit 3; fi
 (cd "$b/files" && sha256sum -c --quiet --strict "$b/SHA256SUMS") >&2 || { echo "backup $b fails its checksums; not restoring" >&2; exit 3; }
 mkdir -p "$kd"
@@ -192,7 +192,7 @@ echo "verified: $kd matches backup $b"
 }
 
 // restoreHint is what a person runs on the host to restore by hand.
-func restoreHint(dir string) string { return "sh " + remote.Quote(dir+"/restore.sh") }
+func restoreHint(dir string) string { return "sh " + shellquote.Quote(dir+"/restore.sh") }
 
 // planBackup measures what a backup would copy, read-only.
 func planBackup(ctx context.Context, t *Target, kubeDir, root string) (info BackupInfo, need, avail int64, err error) {

@@ -16,7 +16,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/kplay/kplay/remote"
+	"github.com/kplay/kplay/internal/hostexec"
+	"github.com/kplay/kplay/internal/shellquote"
 )
 
 // fakeHost is a Host that runs commands on this machine, each in a private
@@ -61,20 +62,21 @@ exec sh -c "$KPLAY_CMD"
 func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "fake host needs root for mount namespaces")
+		skipOrFail(t, "fake host needs root for mount namespaces: run as root, e.g. sudo go test ./steps")
 	}
 	if err := exec.Command("unshare", "-m", "--propagation", "private", "true").Run(); err != nil {
-		skipOrFail(t, "unshare -m does not work here: "+err.Error())
+		skipOrFail(t, "unshare -m does not work here ("+err.Error()+"): run as root where mount namespaces are allowed")
 	}
 }
 
-// skipOrFail skips, unless CI=true, where a missing prerequisite is a failure.
+// skipOrFail skips loudly ("SKIP: why"), unless CI=true, where a missing
+// prerequisite is a failure. why says what is missing and how to run the test.
 func skipOrFail(t testing.TB, why string) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(why)
 	}
-	t.Skip(why)
+	t.Skip("SKIP: " + why + " (under CI=true this is a failure)")
 }
 
 // newFakeHost returns a fake host with an empty root.
@@ -128,7 +130,7 @@ func (h *fakeHost) RunInput(ctx context.Context, cmd string, stdin []byte) ([]by
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && ctx.Err() == nil {
-			return stdout.Bytes(), &remote.ExitError{Status: ee.ExitCode(), Stderr: remote.Tail(stderr.String(), 10)}
+			return stdout.Bytes(), &hostexec.ExitError{Status: ee.ExitCode(), Stderr: hostexec.Tail(stderr.String(), 10)}
 		}
 		if ctx.Err() != nil {
 			return stdout.Bytes(), ctx.Err()
@@ -154,14 +156,14 @@ func (h *fakeHost) runs() []fakeRun {
 // ReadFile reads a file in the namespace; private keys are refused, as remote does.
 func (h *fakeHost) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	if strings.HasSuffix(p, ".key") {
-		return nil, remote.ErrSecretPath
+		return nil, hostexec.ErrSecretPath
 	}
-	return h.Run(ctx, "cat -- "+remote.Quote(p))
+	return h.Run(ctx, "cat -- "+shellquote.Quote(p))
 }
 
 // WriteFile writes a file atomically in the namespace.
 func (h *fakeHost) WriteFile(ctx context.Context, p string, data []byte, mode fs.FileMode) error {
-	cmd := fmt.Sprintf("set -e; p=%s; t=\"$p.kplay-tmp\"; cat > \"$t\"; chmod %o \"$t\"; mv -f \"$t\" \"$p\"", remote.Quote(p), mode.Perm())
+	cmd := fmt.Sprintf("set -e; p=%s; t=\"$p.kplay-tmp\"; cat > \"$t\"; chmod %o \"$t\"; mv -f \"$t\" \"$p\"", shellquote.Quote(p), mode.Perm())
 	_, err := h.RunInput(ctx, cmd, data)
 	return err
 }
@@ -242,7 +244,7 @@ func (e testExpander) expand(s string, quote bool) (string, error) {
 			return "", fmt.Errorf("undefined variable %q", name)
 		}
 		if quote {
-			v = remote.Quote(v)
+			v = shellquote.Quote(v)
 		}
 		b.WriteString(s[:i])
 		b.WriteString(v)

@@ -181,30 +181,17 @@ func (s *FetchAdminConf) Apply(ctx context.Context, t *Target) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	verified := ""
-	if s.Verify {
-		cr, err := k.credential()
-		if err != nil {
-			return Result{}, fmt.Errorf("admin.conf from %s: %w", t.Name(), err)
-		}
-		if verified, err = verifyCredential(ctx, cr, s.VerifyTimeout); err != nil {
-			return Result{}, fmt.Errorf("not writing %s: %w", dest, err)
-		}
+	verified, err := s.verify(ctx, t, k, dest)
+	if err != nil {
+		return Result{}, err
 	}
-	prev, prevErr := os.ReadFile(dest)
-	prevMode := fs.FileMode(0o600)
-	existed := prevErr == nil
-	if prevErr != nil && !errors.Is(prevErr, fs.ErrNotExist) {
-		return Result{}, fmt.Errorf("reading the existing %s: %w", dest, prevErr)
-	}
-	if existed {
-		if st, err := os.Stat(dest); err == nil {
-			prevMode = st.Mode().Perm()
-		}
+	prev, err := readLocal(dest)
+	if err != nil {
+		return Result{}, err
 	}
 	out := k
-	if existed && s.Merge {
-		base, err := parseKubeconfig(prev)
+	if prev.existed && s.Merge {
+		base, err := parseKubeconfig(prev.data)
 		if err != nil {
 			return Result{}, fmt.Errorf("existing %s is not a kubeconfig (%v); not touching it; use merge: false to replace it", dest, err)
 		}
@@ -214,19 +201,13 @@ func (s *FetchAdminConf) Apply(ctx context.Context, t *Target) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("encoding %s: %w", dest, err)
 	}
-	var details []string
-	created, err := mkdirPrivate(filepath.Dir(dest))
+	details, err := privateDir(filepath.Dir(dest))
 	if err != nil {
 		return Result{}, err
 	}
-	if len(created) > 0 {
-		details = append(details, "created "+strings.Join(created, ", ")+" (mode 0700)")
-	} else if st, err := os.Stat(filepath.Dir(dest)); err == nil && st.Mode().Perm()&0o077 != 0 {
-		details = append(details, fmt.Sprintf("warning: %s is mode %04o; 0700 is safer", filepath.Dir(dest), st.Mode().Perm()))
-	}
 	backup := dest + ".kplay-backup-" + t.RunID
-	if existed {
-		if err := writeFileAtomic(backup, prev, 0o600); err != nil {
+	if prev.existed {
+		if err := writeFileAtomic(backup, prev.data, 0o600); err != nil {
 			return Result{}, fmt.Errorf("keeping the previous %s: %w", dest, err)
 		}
 		details = append(details, "previous file kept as "+backup)
@@ -235,30 +216,92 @@ func (s *FetchAdminConf) Apply(ctx context.Context, t *Target) (Result, error) {
 		return Result{}, fmt.Errorf("writing %s: %w", dest, err)
 	}
 	how := "wrote"
-	if existed && s.Merge {
+	if prev.existed && s.Merge {
 		how = "merged into"
 	}
 	msg := fmt.Sprintf("%s %s: %s", how, dest, namesOf(k))
 	if verified != "" {
 		msg += "; " + verified
 	}
+	return Result{Changed: true, Message: msg, Details: details, Undo: prev.undo(dest, backup)}, nil
+}
+
+// verify checks, when the step asks for it, that the fetched credential
+// works against its API server; it returns what it verified, or "".
+func (s *FetchAdminConf) verify(ctx context.Context, t *Target, k *kcFile, dest string) (string, error) {
+	if !s.Verify {
+		return "", nil
+	}
+	cr, err := k.credential()
+	if err != nil {
+		return "", fmt.Errorf("admin.conf from %s: %w", t.Name(), err)
+	}
+	verified, err := verifyCredential(ctx, cr, s.VerifyTimeout)
+	if err != nil {
+		return "", fmt.Errorf("not writing %s: %w", dest, err)
+	}
+	return verified, nil
+}
+
+// localFile is the controller-side file fetch_admin_conf is about to
+// replace, as it was before.
+type localFile struct {
+	data    []byte
+	mode    fs.FileMode
+	existed bool
+}
+
+// readLocal reads the file at dest, if any.
+func readLocal(dest string) (localFile, error) {
+	prev, err := os.ReadFile(dest)
+	lf := localFile{data: prev, mode: 0o600, existed: err == nil}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return localFile{}, fmt.Errorf("reading the existing %s: %w", dest, err)
+	}
+	if lf.existed {
+		if st, err := os.Stat(dest); err == nil {
+			lf.mode = st.Mode().Perm()
+		}
+	}
+	return lf, nil
+}
+
+// privateDir creates dir (mode 0700) and its missing parents, and returns
+// what it did, or a warning when an existing dir is open to others.
+func privateDir(dir string) ([]string, error) {
+	created, err := mkdirPrivate(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(created) > 0 {
+		return []string{"created " + strings.Join(created, ", ") + " (mode 0700)"}, nil
+	}
+	if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return []string{fmt.Sprintf("warning: %s is mode %04o; 0700 is safer", dir, st.Mode().Perm())}, nil
+	}
+	return nil, nil
+}
+
+// undo puts the file back as it was before dest was written: removed if it
+// did not exist, else restored with its old mode (backup is the kept copy).
+func (lf localFile) undo(dest, backup string) *Undo {
 	undo := &Undo{Desc: "remove " + dest + " (it did not exist)", Restore: "rm " + dest}
-	if existed {
+	if lf.existed {
 		undo = &Undo{Desc: "restore " + dest + " from " + backup, Restore: fmt.Sprintf("cp -p %s %s", backup, dest)}
 	}
 	undo.Fn = func(ctx context.Context, _ *Target) error {
-		if !existed {
+		if !lf.existed {
 			if err := os.Remove(dest); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("removing %s: %w", dest, err)
 			}
 			return nil
 		}
-		if err := writeFileAtomic(dest, prev, prevMode); err != nil {
+		if err := writeFileAtomic(dest, lf.data, lf.mode); err != nil {
 			return fmt.Errorf("restoring %s: %w", dest, err)
 		}
 		return nil
 	}
-	return Result{Changed: true, Message: msg, Details: details, Undo: undo}, nil
+	return undo
 }
 
 // verifyCredential GETs SERVER/api with the client certificate, trusting

@@ -13,8 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kplay/kplay/internal/hostexec"
 	"github.com/kplay/kplay/internal/retry"
-	"github.com/kplay/kplay/remote"
+	"github.com/kplay/kplay/internal/shellquote"
 )
 
 // httpGetSh is scripts/http_get.sh: curl on the host, keys staying there.
@@ -96,7 +97,7 @@ func (p prober) get(ctx context.Context, t *Target, u, name, ca string) (code, b
 	m := newMarker()
 	out, err := t.Run(ctx, runScript(httpGetSh, u, crt, key, caPath, m))
 	if err != nil {
-		if st, ok := remote.ExitStatus(err); (ok && st == 127) || ctx.Err() != nil {
+		if st, ok := hostexec.ExitStatus(err); (ok && st == 127) || ctx.Err() != nil {
 			// Not installed; or cut off by the deadline, which must not
 			// replace the last real answer in the timeout message.
 			return "", "", fmt.Errorf("checking %s: %w", u, err)
@@ -141,5 +142,5 @@ func procNetListening(out []byte, port int) bool {
 // runScript is the command that runs an embedded script with sh, each
 // argument a quoted positional parameter.
 func runScript(src string, args ...string) string {
-	return sh(src) + " " + remote.QuoteAll(append([]string{"sh"}, args...)...)
+	return sh(src) + " " + shellquote.QuoteAll(append([]string{"sh"}, args...)...)
 }

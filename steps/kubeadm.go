@@ -10,7 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/kplay/kplay/remote"
+	"github.com/kplay/kplay/internal/shellquote"
 )
 
 // Defaults shared by the kubeadm step types.
@@ -31,7 +31,7 @@ func newMarker() string {
 }
 
 // sh wraps a POSIX script as one command for the host's login shell.
-func sh(script string) string { return "sh -c " + remote.Quote(script) }
+func sh(script string) string { return "sh -c " + shellquote.Quote(script) }
 
 // kubeconfigDoc is the part of a kubeconfig needed to find its client certificate.
 type kubeconfigDoc struct {

@@ -22,7 +22,7 @@ func kubeadmBin(t testing.TB) string {
 	out, err := exec.Command("bash", "../testbed/build/k8s.sh", "kubeadm").Output()
 	p := strings.TrimSpace(string(out))
 	if err != nil || p == "" {
-		skipOrFail(t, fmt.Sprintf("kubeadm is not available (testbed/build/k8s.sh kubeadm: %v)", err))
+		skipOrFail(t, fmt.Sprintf("kubeadm is not available (testbed/build/k8s.sh kubeadm: %v): it is built from the Go module proxy; run testbed/build/k8s.sh kubeadm by hand to see why", err))
 	}
 	return p
 }

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kplay/kplay/remote"
+	"github.com/kplay/kplay/internal/shellquote"
 )
 
 // probeOpts says what one probe of a host's certificates reads.
@@ -67,7 +67,7 @@ func probeScript(o probeOpts, m string) string {
 	if o.keyDigests {
 		digests = "1"
 	}
-	return sh(probeSh) + " " + remote.QuoteAll("sh", o.kubeDir, o.kubeletPKI, m, digests, o.config, kubeconfigFilter)
+	return sh(probeSh) + " " + shellquote.QuoteAll("sh", o.kubeDir, o.kubeletPKI, m, digests, o.config, kubeconfigFilter)
 }
 
 // emptySHA256 is the digest of no input: a failed key derivation on the host.

@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kplay/kplay/remote"
+	"github.com/kplay/kplay/internal/hostexec"
 )
 
 // shellHost is a Host that runs each command with this machine's /bin/sh in
@@ -60,7 +60,7 @@ func (h *shellHost) RunInput(ctx context.Context, cmd string, stdin []byte) ([]b
 	h.mu.Unlock()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return stdout.Bytes(), &remote.ExitError{Status: ee.ExitCode(), Stderr: remote.Tail(stderr.String(), 10)}
+		return stdout.Bytes(), &hostexec.ExitError{Status: ee.ExitCode(), Stderr: hostexec.Tail(stderr.String(), 10)}
 	}
 	return stdout.Bytes(), err
 }
@@ -315,7 +315,7 @@ func TestProbeScriptConfigUnreadable(t *testing.T) {
 	h := &shellHost{dir: root}
 	nope := filepath.Join(root, "no such config.yaml")
 	_, err := readCerts(context.Background(), h, probeOpts{kubeDir: kd, kubeletPKI: root, config: nope}, time.Now())
-	var ee *remote.ExitError
+	var ee *hostexec.ExitError
 	if !errors.As(err, &ee) || ee.Status != 2 || !strings.Contains(err.Error(), "kubeadm config "+nope+" is not readable") {
 		t.Errorf("unreadable config: %v, want exit status 2 naming %s", err, nope)
 	}

@@ -10,8 +10,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kplay/kplay/internal/hostexec"
+	"github.com/kplay/kplay/internal/shellquote"
 	"github.com/kplay/kplay/internal/yamlx"
-	"github.com/kplay/kplay/remote"
 )
 
 // renewCertsParams is the YAML form of a renew_certs step.
@@ -223,7 +224,7 @@ func (s *RenewCerts) kubeadmCommands() []string {
 	}
 	var cmds []string
 	for _, n := range names {
-		cmds = append(cmds, remote.QuoteAll(append([]string{s.Kubeadm, "certs", "renew", n}, extra...)...))
+		cmds = append(cmds, shellquote.QuoteAll(append([]string{s.Kubeadm, "certs", "renew", n}, extra...)...))
 	}
 	return cmds
 }
@@ -236,7 +237,7 @@ const (
 
 // renewScript checks kubeadm and the backup, then renews.
 func (s *RenewCerts) renewScript(backup string) string {
-	return sh(fmt.Sprintf("set -eu\nb=%s; k=%s\n", remote.Quote(backup), remote.Quote(s.Kubeadm)) +
+	return sh(fmt.Sprintf("set -eu\nb=%s; k=%s\n", shellquote.Quote(backup), shellquote.Quote(s.Kubeadm)) +
 		fmt.Sprintf(`command -v "$k" >/dev/null 2>&1 || { echo "kubeadm not found on the host ($k)" >&2; exit %d; }
 if [ ! -f "$b/COMPLETE" ] || ! (cd "$b/files" && sha256sum -c --quiet --strict "$b/SHA256SUMS") >/dev/null 2>&1; then
   echo "backup $b is missing or fails its checksums; not renewing" >&2; exit %d
@@ -297,7 +298,7 @@ func (s *RenewCerts) Apply(ctx context.Context, t *Target) (Result, error) {
 	undo := restoreUndo(s.KubeDir, b, rp.targets)
 	out, err := t.Run(ctx, s.renewScript(b.Dir))
 	if err != nil {
-		if st, ok := remote.ExitStatus(err); ok && (st == exitNoKubeadm || st == exitNoBackup) {
+		if st, ok := hostexec.ExitStatus(err); ok && (st == exitNoKubeadm || st == exitNoBackup) {
 			return Result{}, fmt.Errorf("nothing was renewed: %w", err)
 		}
 		return Result{}, s.restoreAfter(t, b, fmt.Errorf("%s: %w", strings.Join(s.kubeadmCommands(), " && "), err))

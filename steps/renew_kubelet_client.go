@@ -18,8 +18,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kplay/kplay/internal/hostexec"
+	"github.com/kplay/kplay/internal/shellquote"
 	"github.com/kplay/kplay/internal/yamlx"
-	"github.com/kplay/kplay/remote"
 )
 
 // The renew_kubelet_client step recovers a kubelet client certificate that
@@ -199,7 +200,7 @@ type kubeletClientProbe struct {
 
 // kubeletClientCmd is `sh -c SCRIPT sh ARGS…`, every argument quoted.
 func kubeletClientCmd(script string, args ...string) string {
-	return "sh -c " + remote.Quote(script) + " sh " + remote.QuoteAll(args...)
+	return "sh -c " + shellquote.Quote(script) + " sh " + shellquote.QuoteAll(args...)
 }
 
 // currentPath is kubelet-client-current.pem.
@@ -354,15 +355,7 @@ func (s *RenewKubeletClient) inspect(ctx context.Context, t *Target) (*kubeletCl
 			return kp, nil
 		}
 	}
-	kp.node, kp.nodeFrom = t.Name(), "the inventory name"
-	if p.current != nil {
-		if n, ok := strings.CutPrefix(p.current.Subject.CommonName, "system:node:"); ok {
-			kp.node, kp.nodeFrom = n, "the current certificate's CN"
-		}
-	}
-	if s.NodeName != "" {
-		kp.node, kp.nodeFrom = s.NodeName, "node_name"
-	}
+	kp.node, kp.nodeFrom = s.nodeName(t, p)
 	kp.info.Node = kp.node
 	kp.info.Subject = "CN=system:node:" + kp.node + ",O=system:nodes"
 
@@ -370,20 +363,7 @@ func (s *RenewKubeletClient) inspect(ctx context.Context, t *Target) (*kubeletCl
 	if why := kubeletClientBadNodeName(kp.node); why != "" {
 		problems = append(problems, fmt.Sprintf("node name %q (from %s) is not a node name (%s): set node_name", kp.node, kp.nodeFrom, why))
 	}
-	caKey := path.Join(s.KubeDir, "pki", "ca.key")
-	caCrt := path.Join(s.KubeDir, "pki", "ca.crt")
-	switch {
-	case !p.caKey:
-		problems = append(problems, fmt.Sprintf("external CA: %s is absent, so this host cannot sign a kubelet client certificate; sign one with the CA that holds the key (kubeadm's troubleshooting guide, \"Kubelet client certificate rotation fails\")", caKey))
-	case len(p.ca) == 0:
-		problems = append(problems, fmt.Sprintf("CA certificate %s not found", caCrt))
-	}
-	if !p.openssl {
-		problems = append(problems, "openssl is not installed on the host (it makes the key and signs the certificate there)")
-	}
-	if !p.pkiDir {
-		problems = append(problems, fmt.Sprintf("%s does not exist", s.KubeletPKI))
-	}
+	problems = append(problems, s.signingProblems(p)...)
 	switch {
 	case !p.hasConf:
 		problems = append(problems, fmt.Sprintf("%s does not exist (is the kubelet set up on this host?)", s.KubeletConf))
@@ -415,6 +395,44 @@ func (s *RenewKubeletClient) inspect(ctx context.Context, t *Target) (*kubeletCl
 		return kp, fmt.Errorf("refusing to renew the kubelet client certificate on this host, nothing was changed: %s", strings.Join(problems, "; "))
 	}
 	return kp, nil
+}
+
+// nodeName chooses the node the new certificate is for, and says where the
+// name came from: node_name, else the current certificate's CN, else the
+// inventory name.
+func (s *RenewKubeletClient) nodeName(t *Target, p *kubeletClientProbe) (node, from string) {
+	node, from = t.Name(), "the inventory name"
+	if p.current != nil {
+		if n, ok := strings.CutPrefix(p.current.Subject.CommonName, "system:node:"); ok {
+			node, from = n, "the current certificate's CN"
+		}
+	}
+	if s.NodeName != "" {
+		node, from = s.NodeName, "node_name"
+	}
+	return node, from
+}
+
+// signingProblems says what the host lacks to make and sign the new
+// certificate itself: the CA key and certificate, openssl, the kubelet's
+// pki directory.
+func (s *RenewKubeletClient) signingProblems(p *kubeletClientProbe) []string {
+	var problems []string
+	caKey := path.Join(s.KubeDir, "pki", "ca.key")
+	caCrt := path.Join(s.KubeDir, "pki", "ca.crt")
+	switch {
+	case !p.caKey:
+		problems = append(problems, fmt.Sprintf("external CA: %s is absent, so this host cannot sign a kubelet client certificate; sign one with the CA that holds the key (kubeadm's troubleshooting guide, \"Kubelet client certificate rotation fails\")", caKey))
+	case len(p.ca) == 0:
+		problems = append(problems, fmt.Sprintf("CA certificate %s not found", caCrt))
+	}
+	if !p.openssl {
+		problems = append(problems, "openssl is not installed on the host (it makes the key and signs the certificate there)")
+	}
+	if !p.pkiDir {
+		problems = append(problems, fmt.Sprintf("%s does not exist", s.KubeletPKI))
+	}
+	return problems
 }
 
 // kubeletClientMapGet returns the value node of key in mapping m, and its index in m.Content.
@@ -703,7 +721,7 @@ func (s *RenewKubeletClient) restoreScript(runID string) string {
 		kubeletClientRestoreLib +
 		`b=$(cd -- "$(dirname -- "$0")" && pwd)
 rkc_restore "$(cat -- "$b/kubelet_pki")" "$(cat -- "$b/kubelet_conf")" "$b" "$(cat -- "$b/new")"
-echo "now restart the kubelet: "` + remote.Quote(s.Restart) + "\n"
+echo "now restart the kubelet: "` + shellquote.Quote(s.Restart) + "\n"
 }
 
 // undoCmd restores from backup dir b, removing the new file.
@@ -721,7 +739,7 @@ rkc_restore "$1" "$2" "$3" "$(cat -- "$3/new")"
 
 // restoreHint tells a person how to restore by hand.
 func (s *RenewKubeletClient) restoreHint(b string) string {
-	return fmt.Sprintf("on the host run: sh %s && %s", remote.Quote(b+"/restore.sh"), s.Restart)
+	return fmt.Sprintf("on the host run: sh %s && %s", shellquote.Quote(b+"/restore.sh"), s.Restart)
 }
 
 // freshKubeletClientCtx returns a context for restoring after a failure: the run's may be cancelled.
@@ -784,7 +802,7 @@ func (s *RenewKubeletClient) Apply(ctx context.Context, t *Target) (Result, erro
 		fmt.Sprintf("kubelet.conf %s: %s", s.KubeletConf, kp.confNote),
 		fmt.Sprintf("verified on the host: chains to %s, public key matches the private key (sha256 %s)", path.Join(s.KubeDir, "pki", "ca.crt"), is.keyDigest),
 		fmt.Sprintf("restarted the kubelet: %s", s.Restart),
-		fmt.Sprintf("backup: %s; restore with: sh %s", is.backup, remote.Quote(is.backup+"/restore.sh")),
+		fmt.Sprintf("backup: %s; restore with: sh %s", is.backup, shellquote.Quote(is.backup+"/restore.sh")),
 	}
 	if kp.clamped != "" {
 		details = append(details, kp.clamped)
@@ -850,7 +868,7 @@ func (s *RenewKubeletClient) verify(ctx context.Context, t *Target, kp *kubeletC
 // the script may have stopped during the switch.
 func (s *RenewKubeletClient) issueFailed(t *Target, b string, err error) error {
 	err = fmt.Errorf("renewing the kubelet client certificate: %w", err)
-	st, ok := remote.ExitStatus(err)
+	st, ok := hostexec.ExitStatus(err)
 	switch {
 	case ok && st == kubeletClientExitRestored:
 		return &RestoredError{Err: err, How: fmt.Sprintf("kubelet.conf and kubelet-client-current.pem were put back from %s", b)}

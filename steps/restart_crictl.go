@@ -7,12 +7,12 @@ import (
 	"strings"
 
 	"github.com/kplay/kplay/internal/retry"
-	"github.com/kplay/kplay/remote"
+	"github.com/kplay/kplay/internal/shellquote"
 )
 
 // crictlIDs returns the running container ids of a component.
 func (s *RestartAPIServer) crictlIDs(ctx context.Context, t *Target, c component) ([]string, error) {
-	out, err := t.Run(ctx, remote.QuoteAll(s.Crictl, "ps", "-q", "--state", "running", "--name", "^"+c.name+"$"))
+	out, err := t.Run(ctx, shellquote.QuoteAll(s.Crictl, "ps", "-q", "--state", "running", "--name", "^"+c.name+"$"))
 	if err != nil {
 		return nil, fmt.Errorf("%s ps: %w", s.Crictl, err)
 	}
@@ -30,7 +30,7 @@ func (s *RestartAPIServer) restartCrictl(ctx context.Context, t *Target, comps [
 		if len(old) == 0 {
 			return fmt.Errorf("no running container named %s (crictl ps)", c.name)
 		}
-		if _, err := t.Run(ctx, remote.QuoteAll(append([]string{s.Crictl, "stop"}, old...)...)); err != nil {
+		if _, err := t.Run(ctx, shellquote.QuoteAll(append([]string{s.Crictl, "stop"}, old...)...)); err != nil {
 			return fmt.Errorf("%s stop %s: %w", s.Crictl, strings.Join(old, " "), err)
 		}
 		err = retry.Poll(ctx, s.DownTimeout+s.UpTimeout, s.PollInterval, fmt.Sprintf("kubelet to start a new %s container", c.name),

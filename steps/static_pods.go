@@ -14,7 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/kplay/kplay/remote"
+	"github.com/kplay/kplay/internal/shellquote"
 )
 
 // The host-side halves of a static pod restart.
@@ -140,9 +140,9 @@ func (l podLocator) discover(ctx context.Context, t *Target, names []string, exp
 	dir := path.Join(l.kubeDir, "manifests")
 	m := newMarker()
 	var b strings.Builder
-	fmt.Fprintf(&b, "d=%s; m=%s\n", remote.Quote(dir), remote.Quote(m))
+	fmt.Fprintf(&b, "d=%s; m=%s\n", shellquote.Quote(dir), shellquote.Quote(m))
 	for _, n := range names {
-		fmt.Fprintf(&b, "f=\"$d\"/%s.yaml; if [ -f \"$f\" ]; then printf '%%s file %%s\\n' \"$m\" %s; cat \"$f\"; fi\n", remote.Quote(n), remote.Quote(n))
+		fmt.Fprintf(&b, "f=\"$d\"/%s.yaml; if [ -f \"$f\" ]; then printf '%%s file %%s\\n' \"$m\" %s; cat \"$f\"; fi\n", shellquote.Quote(n), shellquote.Quote(n))
 	}
 	out, err := t.Run(ctx, sh(b.String()))
 	if err != nil {
@@ -407,7 +407,7 @@ func (r restarter) putBack(t *Target, comps []component) error {
 		parked := path.Join(r.parkDir, c.name+".yaml")
 		if _, err := t.Run(ctx, runScript(unparkSh, parked, c.manifest)); err != nil {
 			errs = append(errs, fmt.Errorf("putting %s back from %s FAILED: %w; by hand: mv %s %s",
-				c.manifest, parked, err, remote.Quote(parked), remote.Quote(c.manifest)))
+				c.manifest, parked, err, shellquote.Quote(parked), shellquote.Quote(c.manifest)))
 		}
 	}
 	return errors.Join(errs...)
@@ -417,7 +417,7 @@ func (r restarter) putBack(t *Target, comps []component) error {
 func (r restarter) unparkUndo(comps []component) *Undo {
 	var hints []string
 	for _, c := range comps {
-		hints = append(hints, "mv "+remote.Quote(path.Join(r.parkDir, c.name+".yaml"))+" "+remote.Quote(c.manifest))
+		hints = append(hints, "mv "+shellquote.Quote(path.Join(r.parkDir, c.name+".yaml"))+" "+shellquote.Quote(c.manifest))
 	}
 	return &Undo{
 		Desc:    "put back any static pod manifest still parked in " + r.parkDir,

@@ -21,7 +21,7 @@ type Host interface {
 	Name() string
 	// Address is the address kplay dials.
 	Address() string
-	// Run runs a shell command on the host. A non-zero exit is a *remote.ExitError.
+	// Run runs a shell command on the host. A non-zero exit is a *hostexec.ExitError.
 	Run(ctx context.Context, cmd string) (stdout []byte, err error)
 	// RunInput is Run with data fed to the command's stdin.
 	RunInput(ctx context.Context, cmd string, stdin []byte) (stdout []byte, err error)

@@ -41,7 +41,7 @@ func Require(tb testing.TB, o Options) *Bed {
 		if os.Getenv("CI") == "true" {
 			tb.Fatalf("testbed: cannot run test hosts: %s (CI=true, so integration tests must not skip)", reason)
 		}
-		tb.Skipf("testbed: cannot run test hosts: %s", reason)
+		tb.Skipf("SKIP: testbed: cannot run test hosts: %s; integration tests need root and the tools of make deps: run them with sudo make unit (CI=true makes this a failure)", reason)
 	}
 	if o.Logf == nil {
 		o.Logf = tb.Logf

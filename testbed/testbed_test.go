@@ -44,7 +44,7 @@ func needSSH(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("ssh client not found")
 		}
-		t.Skip("ssh client not found")
+		t.Skip("SKIP: ssh client not found: install openssh-client (make deps)")
 	}
 }
 
@@ -194,7 +194,7 @@ func TestPlainHosts(t *testing.T) {
 			t.Fatalf("ssh kplay@%s id -un = %q, %v", h.Address, out, err)
 		}
 		if _, err := exec.LookPath("sudo"); err != nil {
-			t.Skip("sudo is not installed: become tests cannot run")
+			t.Skip("SKIP: sudo is not installed, so become cannot be tested: install sudo (make deps)")
 		}
 		if out, err := sshRun(ctx, b, "kplay", h.Address, "sudo -n id -u"); err != nil || out != "0" {
 			t.Errorf("kplay: sudo -n id -u = %q, %v", out, err)
@@ -430,7 +430,7 @@ func TestKubeHosts(t *testing.T) {
 
 func TestParallelBeds(t *testing.T) {
 	if reason := testbed.Missing(testbed.Options{}); reason != "" && os.Getenv("CI") != "true" {
-		t.Skip(reason)
+		t.Skip("SKIP: cannot run test hosts: " + reason + "; run as root after make deps (sudo go test ./testbed)")
 	}
 	ctx := t.Context()
 	beds := make([]*testbed.Bed, 2)
@@ -474,7 +474,7 @@ func TestParallelBeds(t *testing.T) {
 // as `kplay-testbed down` does.
 func TestDetached(t *testing.T) {
 	if reason := testbed.Missing(testbed.Options{}); reason != "" && os.Getenv("CI") != "true" {
-		t.Skip(reason)
+		t.Skip("SKIP: cannot run test hosts: " + reason + "; run as root after make deps (sudo go test ./testbed)")
 	}
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -521,7 +521,7 @@ func TestCrashCleanup(t *testing.T) {
 		select {} // until killed
 	}
 	if reason := testbed.Missing(testbed.Options{}); reason != "" && os.Getenv("CI") != "true" {
-		t.Skip(reason)
+		t.Skip("SKIP: cannot run test hosts: " + reason + "; run as root after make deps (sudo go test ./testbed)")
 	}
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -572,7 +572,7 @@ func TestCrashCleanup(t *testing.T) {
 // go test -run '^$' -bench Start ./testbed/
 func BenchmarkStart(b *testing.B) {
 	if reason := testbed.Missing(testbed.Options{}); reason != "" {
-		b.Skip(reason)
+		b.Skip("SKIP: cannot run test hosts: " + reason + "; run as root after make deps")
 	}
 	for _, n := range []int{3, 100} {
 		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {

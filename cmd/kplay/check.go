@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kplay/kplay/internal/shellquote"
 	"github.com/kplay/kplay/internal/yamlx"
 	"github.com/kplay/kplay/playbooks"
-	"github.com/kplay/kplay/remote"
 	"github.com/kplay/kplay/runner"
 	"github.com/kplay/kplay/steps"
 )
@@ -70,7 +70,12 @@ func cmdCheck(ctx, rollbackCtx context.Context, args []string, stdout, stderr io
 		Dial:           runner.SSHDialer(f.acceptNew, ""),
 		RollbackCtx:    rollbackCtx,
 	}
-	rep, _ := runner.Run(ctx, plan, opts)
+	rep, err := runner.Run(ctx, plan, opts)
+	if rep == nil {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return exitFailed
+	}
+	// Each host's error is also in rep: summarise reports it (NOT CHECKED).
 	out, all, expiring := summarise(rep, time.Now(), f.within.d, f.inventory)
 	if f.output == "json" {
 		enc := json.NewEncoder(stdout)
@@ -170,7 +175,7 @@ func checkExitCode(interrupted bool, unchecked, expiring int) int {
 
 // renewCommand is the command that renews the certificates of the inventory.
 func renewCommand(inventory string) string {
-	return "kplay run playbooks/renew.yaml -i " + remote.Quote(inventory)
+	return "kplay run playbooks/renew.yaml -i " + shellquote.Quote(inventory)
 }
 
 // renewOrder says in what order the renewal playbook works.

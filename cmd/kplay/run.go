@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/kplay/kplay/remote"
+	"github.com/kplay/kplay/internal/shellquote"
 	"github.com/kplay/kplay/runner"
 	"github.com/kplay/kplay/steps"
 )
@@ -36,8 +36,15 @@ func cmdRun(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.W
 		fmt.Fprintf(stdout, "%s: ok: %s; no host was contacted\n", plan.Playbook.File, plan.Shape())
 		return exitOK
 	}
-	rep, _ := execute(ctx, rollbackCtx, plan, f, stdout, stderr)
-	return exitCode(rep)
+	rep, err := execute(ctx, rollbackCtx, plan, f, stdout, stderr)
+	if rep == nil {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return exitFailed
+	}
+	if f.output == "text" {
+		writeHostErrors(stderr, err)
+	}
+	return exitCode(rep, err)
 }
 
 // load reads, validates and compiles a playbook against the inventory.
@@ -82,10 +89,13 @@ func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags
 		fmt.Fprintf(stdout, "%s: %s: %s\n", mode, plan.Playbook.Name, plan.Shape())
 	}
 	rep, err := runner.Run(ctx, plan, opts)
+	if rep == nil {
+		return nil, err
+	}
 	if left := rep.Unfinished(); len(left) > 0 && !f.dryRun && !rep.Interrupted {
 		// Rerunning is safe: renewal renews again, restarts restart only
 		// what still runs on old files.
-		rep.Resume = remote.QuoteAll("kplay", "run", f.playbookArg[0], "-i", f.inventory, "--limit", strings.Join(left, ","))
+		rep.Resume = shellquote.QuoteAll("kplay", "run", f.playbookArg[0], "-i", f.inventory, "--limit", strings.Join(left, ","))
 	}
 	if lw != nil {
 		lw.Finish()
@@ -96,17 +106,37 @@ func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags
 	return rep, err
 }
 
-// exitCode maps a report to the process exit code.
-func exitCode(rep *runner.Report) int {
-	if rep.Interrupted {
+// exitCode maps a run to the process exit code. runErr is runner.Run's
+// aggregated error, non-nil exactly when a host failed.
+func exitCode(rep *runner.Report, runErr error) int {
+	switch {
+	case rep.Interrupted:
 		return exitInterrupt
-	}
-	for _, h := range rep.Hosts {
-		if h.Failed() {
-			return exitFailed
-		}
+	case runErr != nil:
+		return exitFailed
 	}
 	return exitOK
+}
+
+// writeHostErrors writes runner.Run's aggregated error to w, one line per
+// host error (host, step, exit status and stderr tail), so that a failed run
+// says why on stderr as well as in the recap.
+func writeHostErrors(w io.Writer, runErr error) {
+	for _, e := range hostErrors(runErr) {
+		fmt.Fprintf(w, "kplay: %s\n", strings.ReplaceAll(strings.TrimSpace(e.Error()), "\n", " | "))
+	}
+}
+
+// hostErrors splits runner.Run's aggregated error into its host errors.
+func hostErrors(runErr error) []error {
+	if runErr == nil {
+		return nil
+	}
+	var m interface{ WrappedErrors() []error }
+	if errors.As(runErr, &m) {
+		return m.WrappedErrors()
+	}
+	return []error{runErr}
 }
 
 // isTerminal reports whether w is a character device (a terminal).

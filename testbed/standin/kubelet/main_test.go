@@ -35,7 +35,7 @@ spec:
 
 func TestSync(t *testing.T) {
 	if _, err := os.Stat("/bin/sh"); err != nil {
-		t.Skip("no /bin/sh")
+		t.Skip("SKIP: no /bin/sh: run on a POSIX system")
 	}
 	dir := t.TempDir()
 	k := &kubelet{dir: filepath.Join(dir, "manifests"), podLogDir: filepath.Join(dir, "logs"),
@@ -118,7 +118,7 @@ func TestSync(t *testing.T) {
 // time from SIGTERM to SIGKILL, and a pod without it gets -stop-timeout.
 func TestManifestRules(t *testing.T) {
 	if _, err := os.Stat("/bin/sh"); err != nil {
-		t.Skip("no /bin/sh")
+		t.Skip("SKIP: no /bin/sh: run on a POSIX system")
 	}
 	dir := t.TempDir()
 	k := &kubelet{dir: filepath.Join(dir, "manifests"), podLogDir: filepath.Join(dir, "logs"),

@@ -1,4 +1,8 @@
-package remote
+// Package hostexec holds the error types of the host contract: what running
+// a command or reading a file on a host may fail with. The transport
+// (remote) constructs them; steps and the runner inspect them. Neither side
+// needs to know about the other, so steps never see SSH.
+package hostexec
 
 import (
 	"errors"
@@ -6,7 +10,7 @@ import (
 	"strings"
 )
 
-// ExitError is a remote command that ran and exited non-zero (or by a signal).
+// ExitError is a command that ran on a host and exited non-zero (or by a signal).
 type ExitError struct {
 	// Status is the exit status; -1 when the command died by a signal.
 	Status int

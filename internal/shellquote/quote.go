@@ -1,4 +1,6 @@
-package remote
+// Package shellquote quotes words for a POSIX shell, so that a command line
+// built in Go reaches the remote shell with every value as exactly one word.
+package shellquote
 
 import "strings"
 
