@@ -99,6 +99,11 @@ type Config struct {
 	// Contenders to run; default kplay, ansible, openssh and the direct
 	// reference.
 	Contenders []string
+	// KplayOnly are the sizes (also in Sizes) where only kplay runs: beds
+	// too large for the other contenders' runs to fit (Ansible needs about
+	// 2.3 s per host for the five steps), measured to show how kplay's own
+	// controller CPU and memory grow with N (issue 12: N=300).
+	KplayOnly []int `json:",omitempty"`
 	// KplayBin is the kplay binary.
 	KplayBin string
 	// FullKubeMax: beds of at most this many hosts get the full kube set-up
@@ -158,6 +163,8 @@ type SizeResult struct {
 	N int
 	// Setup describes the bed ("kube" or "kube-lite").
 	Setup string
+	// KplayOnly is set when only kplay ran on this bed (Config.KplayOnly).
+	KplayOnly bool `json:",omitempty"`
 	// Runs are the measured runs per contender (warm-up excluded).
 	Runs map[string][]Measurement
 	// CmdCPU is the CPU the five commands themselves cost on one host,
@@ -251,7 +258,7 @@ func runSize(ctx context.Context, cfg Config, n int, dir string, first bool) (sr
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	sr = &SizeResult{N: n, Runs: map[string][]Measurement{}, Cores: runtime.NumCPU()}
+	sr = &SizeResult{N: n, Runs: map[string][]Measurement{}, Cores: runtime.NumCPU(), KplayOnly: slices.Contains(cfg.KplayOnly, n)}
 	opts := testbed.Options{Hosts: n, KeyAlgorithm: "ECDSA-P256", Logf: cfg.Logf}
 	full := n <= cfg.FullKubeMax
 	if full {
@@ -260,7 +267,11 @@ func runSize(ctx context.Context, cfg Config, n int, dir string, first bool) (sr
 	} else {
 		sr.Setup = "kube-lite"
 	}
-	cfg.Logf("N=%d: starting %d hosts (%s)", n, n, sr.Setup)
+	only := ""
+	if sr.KplayOnly {
+		only = ", kplay only"
+	}
+	cfg.Logf("N=%d: starting %d hosts (%s%s)", n, n, sr.Setup, only)
 	bed, err := testbed.Start(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -293,6 +304,9 @@ func runSize(ctx context.Context, cfg Config, n int, dir string, first bool) (sr
 	}
 	var cs []contender
 	for _, name := range cfg.Contenders {
+		if sr.KplayOnly && name != Kplay {
+			continue
+		}
 		c, err := newContender(name, env)
 		if err != nil {
 			return nil, err

@@ -86,6 +86,9 @@ func (r *Results) Targets() []Target {
 		t := Target{Name: label, Known: true, Met: true}
 		var parts []string
 		for _, sr := range r.Sizes {
+			if sr.KplayOnly {
+				continue // only kplay ran there, by request
+			}
 			k, o := sr.stat(Kplay), sr.stat(other)
 			if k.runs == 0 || o.runs == 0 {
 				t.Known = false
@@ -103,10 +106,12 @@ func (r *Results) Targets() []Target {
 	ratio(Ansible, 1.0/8, "kplay ≤ 1/8 of Ansible's wall time at every N")
 	ratio(OpenSSH, 1.0, "kplay ≤ 1.0× the OpenSSH floor at every N")
 
-	// Fan-out: the largest N against the smallest, beyond the commands' own CPU.
+	// Fan-out: the largest N against the smallest, beyond the commands' own
+	// CPU; over the sizes where every contender ran (issue 5's sizes), as
+	// the direct reference is not run on kplay-only beds.
 	var small, large *SizeResult
 	for _, sr := range r.Sizes {
-		if sr.stat(Kplay).runs == 0 {
+		if sr.stat(Kplay).runs == 0 || sr.KplayOnly {
 			continue
 		}
 		if small == nil || sr.N < small.N {
@@ -119,7 +124,8 @@ func (r *Results) Targets() []Target {
 	if small != nil && large != nil && large.N > small.N {
 		ts = append(ts, r.fanOut(small, large))
 	}
-	if large != nil {
+	if l := r.largestKplay(); l != nil {
+		large = l
 		k := large.stat(Kplay)
 		ok := k.rssMax <= 64<<10
 		detail := fmt.Sprintf("max over runs %.1f MiB (median %.1f MiB) %s", float64(k.rssMax)/1024, float64(k.rssMedian)/1024, mark(ok))
@@ -144,7 +150,93 @@ func (r *Results) Targets() []Target {
 	}
 	t.Detail = strings.Join(parts, "; ")
 	ts = append(ts, t)
-	return ts
+	return append(ts, r.scaleTargets()...)
+}
+
+// largestKplay is the largest size kplay ran on, or nil.
+func (r *Results) largestKplay() *SizeResult {
+	var large *SizeResult
+	for _, sr := range r.Sizes {
+		if sr.stat(Kplay).runs > 0 && (large == nil || sr.N > large.N) {
+			large = sr
+		}
+	}
+	return large
+}
+
+// flatTolerance is how much a per-host cost may grow from one size to the
+// next and still count as flat: run-to-run noise on a shared VM.
+const flatTolerance = 1.25
+
+// scaleRow is kplay's growth from the previous size to this one.
+type scaleRow struct {
+	sr *SizeResult
+	k  stats
+	// cpuPerHost is the median controller CPU divided by N; rssPerHost the
+	// peak RSS (max over runs) divided by N, in KiB.
+	cpuPerHost time.Duration
+	rssPerHost float64
+	// cpuAdded and rssAdded are the marginal costs from the previous size:
+	// (X(N) − X(prev)) / (N − prev); valid when hasPrev.
+	cpuAdded time.Duration
+	rssAdded float64
+	hasPrev  bool
+}
+
+// scale returns kplay's per-host costs at every size it ran on, in order of N.
+func (r *Results) scale() []scaleRow {
+	var rows []scaleRow
+	for _, sr := range r.Sizes {
+		k := sr.stat(Kplay)
+		if k.runs == 0 {
+			continue
+		}
+		row := scaleRow{sr: sr, k: k, cpuPerHost: k.ctlCPU / time.Duration(sr.N), rssPerHost: float64(k.rssMax) / float64(sr.N)}
+		if len(rows) > 0 {
+			p := rows[len(rows)-1]
+			if dn := sr.N - p.sr.N; dn > 0 {
+				row.cpuAdded = (k.ctlCPU - p.k.ctlCPU) / time.Duration(dn)
+				row.rssAdded = float64(k.rssMax-p.k.rssMax) / float64(dn)
+				row.hasPrev = true
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// scaleTargets judges issue 12's "Scale": kplay's controller CPU and peak
+// RSS per host stay flat from the smallest N to the largest. A fixed cost
+// (process start, the playbook, the Go runtime) makes the plain per-host
+// figure (total ÷ N) fall with N, so flatness is judged on the marginal
+// cost of each added host: from one size to the next, (X(N) − X(prev)) ÷
+// (N − prev) must stay within flatTolerance of the first such step.
+func (r *Results) scaleTargets() []Target {
+	rows := r.scale()
+	if len(rows) < 3 {
+		return nil
+	}
+	first, last := rows[0].sr.N, rows[len(rows)-1].sr.N
+	cpu := Target{Name: fmt.Sprintf("kplay's controller CPU per host flat from N=%d to N=%d", first, last), Known: true, Met: true}
+	rss := Target{Name: fmt.Sprintf("kplay's peak RSS per host flat from N=%d to N=%d", first, last), Known: true, Met: true}
+	var cpuParts, rssParts []string
+	base := rows[1]
+	for _, row := range rows[1:] {
+		okC := float64(row.cpuAdded) <= flatTolerance*float64(base.cpuAdded)
+		okR := row.rssAdded <= flatTolerance*base.rssAdded
+		cpu.Met = cpu.Met && okC
+		rss.Met = rss.Met && okR
+		cpuParts = append(cpuParts, fmt.Sprintf("N=%d: %.2f ms/host, %.2f ms per added host %s", row.sr.N, ms(row.cpuPerHost), ms(row.cpuAdded), mark(okC)))
+		rssParts = append(rssParts, fmt.Sprintf("N=%d: %.0f KiB/host, %.0f KiB per added host %s", row.sr.N, row.rssPerHost, row.rssAdded, mark(okR)))
+		if row.k.rssMax == 0 {
+			rss.Known = false
+		}
+	}
+	how := fmt.Sprintf(" (flat: the cost of each added host, from one size to the next, at most %.2f× that from N=%d to N=%d; N=%d: ",
+		flatTolerance, first, base.sr.N, first)
+	cpu.Detail = strings.Join(cpuParts, "; ") + how + fmt.Sprintf("%.2f ms/host)", ms(rows[0].cpuPerHost))
+	rss.Detail = strings.Join(rssParts, "; ") + how + fmt.Sprintf("%.0f KiB/host)", rows[0].rssPerHost)
+	return []Target{cpu, rss}
 }
 
 // fanOut judges "at the largest N, no more than 2× the smallest N's time
@@ -245,8 +337,8 @@ func (r *Results) Summary() string {
 // table is the main results table (Markdown, readable as text).
 func (r *Results) table() string {
 	var b strings.Builder
-	b.WriteString("| N | contender | median wall | min–max | kplay ÷ this | conns/host | auths/host | sessions/host | controller CPU | host CPU | peak RSS |\n")
-	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| N | contender | median wall | min–max | kplay ÷ this | conns/host | auths/host | sessions/host | controller CPU | controller CPU per host | host CPU | peak RSS |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, sr := range r.Sizes {
 		k := sr.stat(Kplay)
 		for _, c := range r.Config.Contenders {
@@ -267,12 +359,17 @@ func (r *Results) table() string {
 				rss = fmt.Sprintf("%.1f MiB", float64(s.rssMax)/1024)
 			}
 			conns, auths, sess, ctl := span(s.connsMin, s.connsMax), span(s.authsMin, s.authsMax), span(s.sessMin, s.sessMax), fmt.Sprintf("%.2f s", s.ctlCPU.Seconds())
+			perHost := fmt.Sprintf("%.2f ms", ms(s.ctlCPU/time.Duration(sr.N)))
 			if c == Direct {
-				conns, auths, sess, ctl = "–", "–", "–", "–"
+				conns, auths, sess, ctl, perHost = "–", "–", "–", "–", "–"
 			}
-			fmt.Fprintf(&b, "| %d | %s | %.3f s | %.3f–%.3f s | %s | %s | %s | %s | %s | %.2f s | %s |\n",
-				sr.N, c, s.wall.Seconds(), s.wallMin.Seconds(), s.wallMax.Seconds(), ratio,
-				conns, auths, sess, ctl, s.hostCPU.Seconds(), rss)
+			name := c
+			if sr.KplayOnly {
+				name += " (alone)"
+			}
+			fmt.Fprintf(&b, "| %d | %s | %.3f s | %.3f–%.3f s | %s | %s | %s | %s | %s | %s | %.2f s | %s |\n",
+				sr.N, name, s.wall.Seconds(), s.wallMin.Seconds(), s.wallMax.Seconds(), ratio,
+				conns, auths, sess, ctl, perHost, s.hostCPU.Seconds(), rss)
 		}
 	}
 	return b.String()
@@ -294,7 +391,13 @@ func (r *Results) Markdown() string {
 		"maximum resident set size (kplay itself; the largest process of ansible-playbook's tree), the maximum over the runs; " +
 		"not measured for the many small ssh clients of the floor. " +
 		"`direct` is not a contender but the reference for what the work itself costs: the five commands run inside every host at once " +
-		"(nsenter into the host, one `sh` running them in order), without SSH; its host CPU is the commands' own, under the same contention.\n\n")
+		"(nsenter into the host, one `sh` running them in order), without SSH; its host CPU is the commands' own, under the same contention. " +
+		"`controller CPU per host` is the median controller CPU divided by N.")
+	if only := r.kplayOnlySizes(); only != "" {
+		fmt.Fprintf(&b, " `kplay (alone)`: at N=%s only kplay ran (`-kplay-only-n`): Ansible needs about 2.3 s per host for the five steps, "+
+			"so its runs there would take most of an hour; these beds measure how kplay's own CPU and memory grow with N (see \"Scale\").", only)
+	}
+	b.WriteString("\n\n")
 	b.WriteString("All runs, in seconds (measured rounds, in order):\n\n")
 	for _, sr := range r.Sizes {
 		for _, c := range r.Config.Contenders {
@@ -309,7 +412,7 @@ func (r *Results) Markdown() string {
 			fmt.Fprintf(&b, "- N=%d %s: %s\n", sr.N, c, strings.Join(ws, ", "))
 		}
 	}
-	b.WriteString("\n## Targets (issue 5)\n\n")
+	b.WriteString("\n## Targets (issues 5 and 12)\n\n")
 	for _, t := range r.Targets() {
 		state := "met"
 		switch {
@@ -320,6 +423,7 @@ func (r *Results) Markdown() string {
 		}
 		fmt.Fprintf(&b, "- %s: %s. %s\n", t.Name, state, t.Detail)
 	}
+	b.WriteString(r.scaleSection())
 	b.WriteString("\n## How kplay gets there\n\n")
 	b.WriteString(design)
 	b.WriteString("\n## Per-step costs\n\n")
@@ -345,12 +449,102 @@ func (r *Results) Markdown() string {
 	fmt.Fprintf(&b, "- kubeadm %s (built from source by testbed/build/k8s.sh)\n", m.Kubeadm)
 	b.WriteString("\n## Method\n\n")
 	b.WriteString(method(r))
+	b.WriteString(e2eSection)
+	return b.String()
+}
+
+// e2eSection points to the real control plane's figures, which `make
+// bench-e2e` writes into their own file (so that `make bench` never drops
+// them).
+const e2eSection = `
+## Real control plane: kplay vs the hand-written Ansible playbook
+
+Issue 12's comparison on 3 real control-plane nodes (etcd, kube-apiserver, controller-manager, scheduler):
+the hand-written Ansible playbook [bench/anchor/renew.yml](anchor/renew.yml) against ` + "`kplay run playbooks/renew.yaml`" + `,
+rounds alternating which runs first, every apiserver's ` + "`/readyz`" + ` polled during each run. Its figures (wall
+times per round, medians and ratio, each host's longest apiserver unready time, and where kplay's seconds go: per step,
+and per component of restart_apiserver, down / up / healthy) are in [RESULTS-e2e.md](RESULTS-e2e.md), written by
+` + "`make bench-e2e`" + ` (` + "`TestE2ESpeedAgainstAnchor`" + ` in integration/e2e_speed_test.go), not by ` + "`make bench`" + `.
+`
+
+// kplayOnlySizes lists the sizes where only kplay ran, e.g. "300".
+func (r *Results) kplayOnlySizes() string {
+	var out []string
+	for _, sr := range r.Sizes {
+		if sr.KplayOnly {
+			out = append(out, fmt.Sprint(sr.N))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// scaleSection renders kplay's per-host costs by N (issue 12, Scale).
+func (r *Results) scaleSection() string {
+	rows := r.scale()
+	if len(rows) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\n## Scale: kplay's controller CPU and memory per host (issue 12)\n\n")
+	b.WriteString("| N | bed | kplay median wall | controller CPU (median) | per host | per added host | peak RSS (max; median) | per host | per added host |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, row := range rows {
+		bed := row.sr.Setup
+		if row.sr.KplayOnly {
+			bed += ", kplay alone"
+		}
+		addC, addR := "–", "–"
+		if row.hasPrev {
+			addC = fmt.Sprintf("%.2f ms", ms(row.cpuAdded))
+			addR = fmt.Sprintf("%.0f KiB", row.rssAdded)
+		}
+		rss, rssHost := "–", "–"
+		if row.k.rssMax > 0 {
+			rss = fmt.Sprintf("%.1f MiB; %.1f MiB", float64(row.k.rssMax)/1024, float64(row.k.rssMedian)/1024)
+			rssHost = fmt.Sprintf("%.0f KiB", row.rssPerHost)
+		} else {
+			addR = "–"
+		}
+		fmt.Fprintf(&b, "| %d | %s | %.3f s | %.2f s | %.2f ms | %s | %s | %s | %s |\n",
+			row.sr.N, bed, row.k.wall.Seconds(), row.k.ctlCPU.Seconds(), ms(row.cpuPerHost), addC, rss, rssHost, addR)
+	}
+	b.WriteString("\n`per host` is the figure divided by N; `per added host` is the growth from the size above, divided by the hosts added " +
+		"((X(N) − X(previous N)) ÷ (N − previous N)): a fixed cost (process start, parsing the playbook, the Go runtime) makes the plain " +
+		"per-host figure fall with N, while the added-host figure shows whether each host costs more as N grows. Controller CPU is kplay's " +
+		"user+system time (`wait4` rusage); peak RSS is GNU time's maximum resident set size of the kplay process.\n")
+	for _, row := range rows {
+		if row.k.sessMax > 1 {
+			fmt.Fprintf(&b, "\nAt N=%d kplay opened up to %d sessions per host (median run %.0f s): runs longer than 20 s send the run lock's "+
+				"heartbeat, which takes a session of its own when a step holds the host's shell (see \"Counts\" under Method): a run "+
+				"that the shared cores stretch may so cost kplay more per host (likely part of the growth at this N; not measured apart).\n", row.sr.N, row.k.sessMax, row.k.wall.Seconds())
+		}
+		if host := row.k.hostCPU / time.Duration(row.sr.Cores); row.sr.Cores > 0 && row.k.wall > 0 && row.sr.N == rows[len(rows)-1].sr.N {
+			fmt.Fprintf(&b, "\nAt N=%d the hosts' own CPU (sshd, shells, commands: %.1f s, median) needs %.1f s of the %d shared cores, "+
+				"%.0f %% of kplay's median wall time there: the hosts, not kplay, set the pace.\n",
+				row.sr.N, row.k.hostCPU.Seconds(), host.Seconds(), row.sr.Cores, 100*host.Seconds()/row.k.wall.Seconds())
+		}
+	}
+	if l := r.largestKplay(); l != nil {
+		k := l.stat(Kplay)
+		switch {
+		case k.rssMax == 0:
+			fmt.Fprintf(&b, "\n**Peak RSS ≤ 64 MiB at N=%d: not measured** (GNU time was not installed).\n", l.N)
+		case k.rssMax <= 64<<10:
+			fmt.Fprintf(&b, "\n**Peak RSS ≤ 64 MiB at N=%d: met** (%.1f MiB, the maximum over %d runs).\n", l.N, float64(k.rssMax)/1024, k.runs)
+		default:
+			fmt.Fprintf(&b, "\n**Peak RSS ≤ 64 MiB at N=%d: NOT met** (%.1f MiB, the maximum over %d runs).\n", l.N, float64(k.rssMax)/1024, k.runs)
+		}
+	}
 	return b.String()
 }
 
 func sizes(r *Results) string {
 	var s []string
 	for _, sr := range r.Sizes {
+		if sr.KplayOnly {
+			s = append(s, fmt.Sprintf("%d (%s, kplay only)", sr.N, sr.Setup))
+			continue
+		}
 		s = append(s, fmt.Sprintf("%d (%s)", sr.N, sr.Setup))
 	}
 	return strings.Join(s, ", ")
@@ -406,7 +600,8 @@ func method(r *Results) string {
 	}
 	fmt.Fprintf(&b, "- **Work**: the same %d read-only steps on every host, in order: %s.\n", len(steps), strings.Join(cmds, ", "))
 	b.WriteString("- **Hosts**: N local test hosts from package `testbed` (the integration tests' hosts): one network namespace, " +
-		"PID/UTS/IPC/mount namespaces and Debian's real OpenSSH sshd per host, on one bridge. Beds marked `kube` are full kubeadm " +
+		"PID/UTS/IPC/mount namespaces and Debian's real OpenSSH sshd per host, on one bridge (a bed of more than 240 hosts has " +
+		"cp241 and up on a second /24 on the same bridge). Beds marked `kube` are full kubeadm " +
 		"control-plane hosts (kubeadm per host, apiserver stand-ins running); `kube-lite` beds (testbed `AddKubeLite`) have kubeadm on " +
 		"PATH and one kubeadm PKI copied to every host, with no apiservers. The hosts share the controller's 2 cores: " +
 		"host-side work (sshd, shells, commands) competes with the contender for CPU.\n")

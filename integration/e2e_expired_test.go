@@ -6,6 +6,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -23,7 +24,7 @@ import (
 // expiredValidity is the leaf certificates' validity on the expired beds:
 // long enough for a bed to start and for data to be written, short enough
 // to wait out.
-const expiredValidity = 3 * time.Minute
+const expiredValidity = 2 * time.Minute
 
 // expiredBed starts three real control-plane hosts with short-lived leaf
 // certificates, writes a ConfigMap, and waits (on the certificates' own
@@ -31,6 +32,7 @@ const expiredValidity = 3 * time.Minute
 // while the cluster runs. It returns the bed and the ConfigMap's name.
 func expiredBed(t *testing.T, controllers bool) (*testbed.Bed, string) {
 	t.Helper()
+	prebuild(t)
 	t0 := time.Now()
 	b := testbed.Require(t, testbed.Options{Hosts: 3, Real: true, Controllers: controllers, CertValidity: expiredValidity, KubeletPeriod: e2ePeriod})
 	t.Logf("real control plane ready in %v", time.Since(t0).Round(100*time.Millisecond))
@@ -90,6 +92,22 @@ func expiredBed(t *testing.T, controllers bool) (*testbed.Bed, string) {
 		t.Logf("cp1's etcd restarted after the expiry (pid %d -> %d), as after a node reboot", pid, cp1.PodPID("etcd"))
 	}
 	return b, name
+}
+
+// prebuild builds (or finds cached) the real control plane's binaries
+// before a bed with short-lived certificates starts: on a fresh machine
+// the first build takes half an hour, longer than the certificates live.
+func prebuild(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Minute)
+	defer cancel()
+	for _, c := range [][]string{{"k8s.sh", "kubeadm"}, {"k8s.sh", "kube-apiserver"}, {"k8s.sh", "kube-controller-manager"}, {"k8s.sh", "kube-scheduler"}, {"etcd.sh"}} {
+		cmd := exec.CommandContext(ctx, "bash", append([]string{"../testbed/build/" + c[0]}, c[1:]...)...)
+		cmd.Env = append(os.Environ(), "K8S_VERSION="+testbed.KubernetesVersion, "ETCD_VERSION="+testbed.EtcdVersion)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building %v: %v\n%s", c, err, lastN(string(out), 2000))
+		}
+	}
 }
 
 // TestE2EExpiredClusterRecovered: the shipped renew.yaml, with no extra

@@ -8,6 +8,10 @@
 // each host's longest apiserver unready gap, how many were unready at once,
 // kplay's per-step durations) are printed as "E2E SPEED" lines; only
 // correctness is asserted. Speed is measured, never asserted by a timed test.
+// With $KPLAY_BENCH_E2E_OUT set (make bench-e2e sets bench/RESULTS-e2e.md),
+// the test also writes its figures there as Markdown: the E2E SPEED lines,
+// the runs, medians and ratios, kplay's per-step times and restart_apiserver's
+// per-component phases (down, up, healthy) from its JSON report.
 //
 //	make bench-e2e   # or: go test -tags e2e -count=1 -v -run '^TestE2ESpeedAgainstAnchor' ./integration
 
@@ -17,6 +21,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -47,6 +52,8 @@ const (
 	// cleanPATH is the PATH ansible-playbook runs with: no pyenv shims or
 	// other per-user tools of the controller's shell (as in bench/env.go).
 	cleanPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	// e2eOutEnv names the file the figures are written to, if set.
+	e2eOutEnv = "KPLAY_BENCH_E2E_OUT"
 )
 
 // speedRun is one measured run of the anchor or of kplay.
@@ -60,11 +67,29 @@ type speedRun struct {
 	stepSecs  map[string]map[string]float64
 	restarts  map[string]map[string]time.Duration
 	hostNames []string
+	// pods are restart_apiserver's per-component records (its JSON data),
+	// by host.
+	pods map[string][]podPhases
+	// first is set when this run opened its round.
+	first bool
+}
+
+// podPhases is the part of restart_apiserver's JSON data (steps.PodRestart)
+// the figures use.
+type podPhases struct {
+	Name           string  `json:"name"`
+	Restarted      bool    `json:"restarted"`
+	Reason         string  `json:"reason"`
+	DownSeconds    float64 `json:"down_seconds"`
+	UpSeconds      float64 `json:"up_seconds"`
+	HealthySeconds float64 `json:"healthy_seconds"`
+	TotalSeconds   float64 `json:"total_seconds"`
 }
 
 // TestE2ESpeedAgainstAnchor runs the anchor and kplay's renew.yaml on the
-// same real control plane, alternating (anchor, kplay, anchor, kplay if the
-// time allows), and reports both side by side. Asserted: both exit 0; every
+// same real control plane, alternating which goes first (anchor, kplay, then
+// kplay, anchor if the time allows: ABBA, so that whatever the bed's first
+// run costs is not always the anchor's), and reports both side by side. Asserted: both exit 0; every
 // certificate is renewed after each run and served where it is served;
 // during kplay's runs at most one apiserver is unready at once, never none
 // ready, etcd keeps its quorum.
@@ -87,10 +112,27 @@ func TestE2ESpeedAgainstAnchor(t *testing.T) {
 				break
 			}
 		}
-		runs = append(runs, speedAnchor(t, b, a, round))
-		runs = append(runs, speedKplay(t, b, round))
+		if round%2 == 1 {
+			runs = append(runs, speedAnchor(t, b, a, round, true))
+			runs = append(runs, speedKplay(t, b, round, false))
+		} else {
+			runs = append(runs, speedKplay(t, b, round, true))
+			runs = append(runs, speedAnchor(t, b, a, round, false))
+		}
 	}
-	speedSummary(t, b, runs)
+	summary := speedSummary(t, b, runs)
+	if out := os.Getenv(e2eOutEnv); out != "" {
+		var hosts []string
+		for _, h := range b.Hosts {
+			hosts = append(hosts, h.Name)
+		}
+		md := speedMarkdown(hosts, runs, summary, time.Now(), kplayVersion(t.Context()))
+		if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+			t.Errorf("%s: %v", e2eOutEnv, err)
+		} else {
+			t.Logf("E2E SPEED figures written to %s", out)
+		}
+	}
 }
 
 // ansiblePlaybook returns ansible-playbook from the clean PATH. Without it
@@ -254,7 +296,7 @@ func closeMasters(dir string) error {
 
 // speedAnchor runs the anchor once with the poller running and checks that
 // it renewed every certificate and restarted the apiserver onto them.
-func speedAnchor(t *testing.T, b *testbed.Bed, a *anchor, round int) speedRun {
+func speedAnchor(t *testing.T, b *testbed.Bed, a *anchor, round int, first bool) speedRun {
 	t.Helper()
 	waitSteady(t, b, 3*time.Minute)
 	before := allCerts(t, b)
@@ -262,7 +304,7 @@ func speedAnchor(t *testing.T, b *testbed.Bed, a *anchor, round int) speedRun {
 	time.Sleep(time.Second) // a baseline: all ready before the run
 	wall, err := a.run(t, len(b.Hosts))
 	time.Sleep(time.Second)
-	sr := speedRun{tool: "anchor", round: round, wall: wall, res: p.result(t)}
+	sr := speedRun{tool: "anchor", round: round, wall: wall, res: p.result(t), first: first}
 	fmt.Println(sr.line())
 	t.Log(sr.res.summary(fmt.Sprintf("speed round %d anchor", round)))
 	if err != nil {
@@ -274,7 +316,7 @@ func speedAnchor(t *testing.T, b *testbed.Bed, a *anchor, round int) speedRun {
 
 // speedKplay runs kplay's renew.yaml once with the poller running and
 // checks the result and the API's availability.
-func speedKplay(t *testing.T, b *testbed.Bed, round int) speedRun {
+func speedKplay(t *testing.T, b *testbed.Bed, round int, first bool) speedRun {
 	t.Helper()
 	waitSteady(t, b, 3*time.Minute)
 	before := allCerts(t, b)
@@ -282,7 +324,7 @@ func speedKplay(t *testing.T, b *testbed.Bed, round int) speedRun {
 	time.Sleep(time.Second)
 	r := run(t, []string{"HOME=" + t.TempDir()}, "run", "../playbooks/renew.yaml", "-i", b.InventoryPath, "--output", "json")
 	time.Sleep(time.Second)
-	sr := speedRun{tool: "kplay", round: round, wall: r.took, res: p.result(t)}
+	sr := speedRun{tool: "kplay", round: round, wall: r.took, res: p.result(t), first: first}
 	// A failed run still prints its JSON report; read it if it is there.
 	var rep *report
 	if r.code == 0 || strings.HasPrefix(strings.TrimSpace(r.stdout), "{") {
@@ -340,6 +382,16 @@ func (sr *speedRun) addSteps(t *testing.T, rep *report) {
 			}
 			sr.stepSecs[s.Name][h.Name] = s.DurationSec
 			if s.Type == "restart_apiserver" {
+				var pods []podPhases
+				if len(s.Data) > 0 {
+					if err := json.Unmarshal(s.Data, &pods); err != nil {
+						t.Errorf("%s: restart_apiserver data: %v: %s", h.Name, err, s.Data)
+					}
+				}
+				if sr.pods == nil {
+					sr.pods = map[string][]podPhases{}
+				}
+				sr.pods[h.Name] = append(sr.pods[h.Name], pods...)
 				data := string(s.Data)
 				if len(data) > 1500 {
 					data = data[:1500] + "…"
@@ -358,9 +410,9 @@ func (sr speedRun) line() string {
 	if r.api.noneUp > 0 {
 		none = fmt.Sprintf("NONE READY for %.1fs", r.api.noneUp.Seconds())
 	}
-	s := fmt.Sprintf("E2E SPEED round %d %-6s wall %6.1fs; longest apiserver unready per host: %s; at most %d unready at once (%.1fs with ≥ 2); %s; "+
+	s := fmt.Sprintf("E2E SPEED round %d %-6s wall %6.1fs; %s; longest apiserver unready per host: %s; at most %d unready at once (%.1fs with ≥ 2); %s; "+
 		"etcd: at most %d unhealthy at once, longest per member: %s; machine CPU pressure %.0f%%",
-		sr.round, sr.tool, sr.wall.Seconds(), r.api.figures(), r.api.maxDown, r.api.twoDown.Seconds(), none,
+		sr.round, sr.tool, sr.wall.Seconds(), sr.order(), r.api.figures(), r.api.maxDown, r.api.twoDown.Seconds(), none,
 		r.etcd.maxDown, r.etcd.figures(), 100*r.cpuStall)
 	if len(sr.steps) > 0 {
 		var parts []string
@@ -392,20 +444,50 @@ func (sr speedRun) line() string {
 	return s
 }
 
-// speedSummary prints the per-host unready figures both ways and the ratio.
-func speedSummary(t *testing.T, b *testbed.Bed, runs []speedRun) {
+// order says whether the run opened its round.
+func (sr speedRun) order() string {
+	if sr.first {
+		return "ran first"
+	}
+	return "ran second"
+}
+
+// roundRatios returns kplay's wall time over the anchor's, per round.
+func roundRatios(runs []speedRun) []float64 {
+	wall := map[int]map[string]time.Duration{}
+	var rounds []int
+	for _, r := range runs {
+		if wall[r.round] == nil {
+			wall[r.round] = map[string]time.Duration{}
+			rounds = append(rounds, r.round)
+		}
+		wall[r.round][r.tool] = r.wall
+	}
+	var out []float64
+	for _, n := range rounds {
+		a, k := wall[n]["anchor"], wall[n]["kplay"]
+		if a > 0 && k > 0 {
+			out = append(out, k.Seconds()/a.Seconds())
+		}
+	}
+	return out
+}
+
+// speedSummary prints the per-host unready figures both ways and the ratio,
+// and returns the lines it printed.
+func speedSummary(t *testing.T, b *testbed.Bed, runs []speedRun) []string {
 	t.Helper()
 	walls := map[string][]time.Duration{}
 	unready := map[string]map[string][]time.Duration{"anchor": {}, "kplay": {}}
 	var ratios []string
-	for i, r := range runs {
+	for _, r := range runs {
 		walls[r.tool] = append(walls[r.tool], r.wall)
 		for _, h := range b.Hosts {
 			unready[r.tool][h.Name] = append(unready[r.tool][h.Name], r.res.api.longest[h.Name])
 		}
-		if r.tool == "kplay" && i > 0 && runs[i-1].tool == "anchor" {
-			ratios = append(ratios, fmt.Sprintf("%.2f", r.wall.Seconds()/runs[i-1].wall.Seconds()))
-		}
+	}
+	for _, q := range roundRatios(runs) {
+		ratios = append(ratios, fmt.Sprintf("%.2f", q))
 	}
 	n := len(walls["kplay"])
 	if n == 0 || len(walls["anchor"]) != n {
@@ -416,7 +498,8 @@ func speedSummary(t *testing.T, b *testbed.Bed, runs []speedRun) {
 		a, k := midDur(unready["anchor"][h.Name]), midDur(unready["kplay"][h.Name])
 		hosts = append(hosts, fmt.Sprintf("%s %.1fs / %.1fs", h.Name, a.Seconds(), k.Seconds()))
 	}
-	fmt.Printf("E2E SPEED longest apiserver unready per host, anchor / kplay (median of %d): %s\n", n, strings.Join(hosts, ", "))
+	var lines []string
+	lines = append(lines, fmt.Sprintf("E2E SPEED longest apiserver unready per host, anchor / kplay (median of %d): %s", n, strings.Join(hosts, ", ")))
 	secs := func(ds []time.Duration) string {
 		var s []string
 		for _, d := range ds {
@@ -425,9 +508,219 @@ func speedSummary(t *testing.T, b *testbed.Bed, runs []speedRun) {
 		return strings.Join(s, ", ")
 	}
 	ma, mk := midDur(walls["anchor"]), midDur(walls["kplay"])
-	fmt.Printf("E2E SPEED wall anchor %s (median %.1fs); kplay %s (median %.1fs); kplay/anchor per round: %s\n",
-		secs(walls["anchor"]), ma.Seconds(), secs(walls["kplay"]), mk.Seconds(), strings.Join(ratios, ", "))
-	fmt.Printf("E2E SPEED ratio kplay/anchor = %.2f (median of %d)\n", mk.Seconds()/ma.Seconds(), n)
+	lines = append(lines, fmt.Sprintf("E2E SPEED wall anchor %s (median %.1fs); kplay %s (median %.1fs); kplay/anchor per round: %s",
+		secs(walls["anchor"]), ma.Seconds(), secs(walls["kplay"]), mk.Seconds(), strings.Join(ratios, ", ")))
+	lines = append(lines, fmt.Sprintf("E2E SPEED ratio kplay/anchor = %.2f (median of %d)", mk.Seconds()/ma.Seconds(), n))
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	return lines
+}
+
+// kplayVersion describes the kplay under test: `git describe` of the
+// working tree the test binary built it from.
+func kplayVersion(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "git", "describe", "--tags", "--always", "--dirty").Output()
+	if err != nil {
+		return "(unknown: git describe failed)"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// speedMarkdown renders the figures of the runs for $KPLAY_BENCH_E2E_OUT
+// (bench/RESULTS-e2e.md under make bench-e2e).
+func speedMarkdown(hosts []string, runs []speedRun, summary []string, now time.Time, version string) string {
+	var b strings.Builder
+	b.WriteString("# Real control plane: kplay vs the hand-written Ansible playbook\n\n")
+	fmt.Fprintf(&b, "Written by `make bench-e2e` (`TestE2ESpeedAgainstAnchor` in integration/e2e_speed_test.go) on %s, kplay %s; "+
+		"linked from [RESULTS.md](RESULTS.md), which `make bench` writes. Issue 12's comparison, on one bed of %d real control-plane nodes "+
+		"(etcd %s, kube-apiserver, kube-controller-manager and kube-scheduler %s, started by the kubelet stand-in from kubeadm's manifests, "+
+		"manifest poll period %v), every apiserver's `/readyz` polled every 100 ms during each run:\n\n",
+		now.UTC().Format("2006-01-02 15:04 MST"), version, len(hosts), testbed.EtcdVersion, testbed.KubernetesVersion, e2ePeriod)
+	b.WriteString("- **anchor**: [bench/anchor/renew.yml](anchor/renew.yml), the seed's hand fix as the Ansible playbook an operator would write " +
+		"(`serial: 1`; `kubeadm certs renew all`; kube-apiserver manifest out, `pgrep` until the process is gone, manifest back; " +
+		"`curl -k …/livez` every second until 200), ansible-core tuned as bench/RESULTS.md's \"Method\" says (pipelining, ControlPersist, " +
+		"forks = the hosts, no fact gathering, host keys checked);\n")
+	b.WriteString("- **kplay**: `kplay run playbooks/renew.yaml --output json` (backup, renewal, verification, restarts, health gates and " +
+		"served-certificate checks included).\n\n")
+	b.WriteString("Rounds alternate which tool runs first (round 1: anchor, then kplay; round 2: kplay, then anchor), so that whatever the " +
+		"bed's first run costs is not always charged to the same tool. Each run starts from a settled control plane (every apiserver " +
+		"ready, every etcd member healthy, controller-manager and scheduler answering). Only correctness is asserted by the test; " +
+		"the figures are measured, never asserted. The machine is a shared VM: compare medians and ratios, not single runs.\n\n")
+
+	b.WriteString("## Runs\n\n")
+	fmt.Fprintf(&b, "| round | contender | order | wall | longest apiserver unready, %s | most unready at once | none ready | etcd: most unhealthy at once | machine CPU pressure |\n",
+		strings.Join(hosts, " / "))
+	b.WriteString("|---:|---|---|---:|---:|---:|---|---:|---:|\n")
+	for _, r := range runs {
+		var un []string
+		for _, h := range hosts {
+			un = append(un, fmt.Sprintf("%.1f", r.res.api.longest[h].Seconds()))
+		}
+		none := "never"
+		if r.res.api.noneUp > 0 {
+			none = fmt.Sprintf("**%.1f s**", r.res.api.noneUp.Seconds())
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s | %.1f s | %s s | %d | %s | %d | %.0f %% |\n", r.round, r.tool, r.order(), r.wall.Seconds(),
+			strings.Join(un, " / "), r.res.api.maxDown, none, r.res.etcd.maxDown, 100*r.res.cpuStall)
+	}
+
+	walls := map[string][]time.Duration{}
+	unready := map[string]map[string][]time.Duration{"anchor": {}, "kplay": {}}
+	for _, r := range runs {
+		walls[r.tool] = append(walls[r.tool], r.wall)
+		for _, h := range hosts {
+			unready[r.tool][h] = append(unready[r.tool][h], r.res.api.longest[h])
+		}
+	}
+	b.WriteString("\n## Medians\n\n")
+	ma, mk := midDur(walls["anchor"]), midDur(walls["kplay"])
+	var per []string
+	var qs []time.Duration
+	for _, q := range roundRatios(runs) {
+		per = append(per, fmt.Sprintf("%.2f", q))
+		qs = append(qs, time.Duration(q*float64(time.Second)))
+	}
+	if ma > 0 && mk > 0 {
+		fmt.Fprintf(&b, "- **Wall time**, median of %d: anchor %.1f s, kplay %.1f s: **kplay ÷ anchor = %.2f** (per round: %s; median of the per-round ratios %.2f).\n",
+			len(walls["kplay"]), ma.Seconds(), mk.Seconds(), mk.Seconds()/ma.Seconds(), strings.Join(per, ", "), midDur(qs).Seconds())
+	}
+	var uh []string
+	for _, h := range hosts {
+		uh = append(uh, fmt.Sprintf("%s %.1f / %.1f s", h, midDur(unready["anchor"][h]).Seconds(), midDur(unready["kplay"][h]).Seconds()))
+	}
+	fmt.Fprintf(&b, "- **Longest apiserver unready per host**, median, anchor / kplay: %s.\n", strings.Join(uh, ", "))
+
+	b.WriteString("\n## Where kplay's time goes\n\n")
+	var steps []string
+	secs := map[string]map[string][]time.Duration{}
+	for _, r := range runs {
+		for _, st := range r.steps {
+			if !slices.Contains(steps, st) {
+				steps = append(steps, st)
+			}
+			if secs[st] == nil {
+				secs[st] = map[string][]time.Duration{}
+			}
+			for h, v := range r.stepSecs[st] {
+				secs[st][h] = append(secs[st][h], time.Duration(v*float64(time.Second)))
+			}
+		}
+	}
+	if len(steps) > 0 {
+		fmt.Fprintf(&b, "Each step's duration per host, from kplay's JSON report (median over the kplay runs; in brackets min–max):\n\n| step | %s |\n|---|%s\n",
+			strings.Join(hosts, " | "), strings.Repeat("---:|", len(hosts)))
+		for _, st := range steps {
+			var cells []string
+			for _, h := range hosts {
+				ds := secs[st][h]
+				if len(ds) == 0 {
+					cells = append(cells, "–")
+					continue
+				}
+				cells = append(cells, fmt.Sprintf("%.1f s (%.1f–%.1f)", midDur(ds).Seconds(), slices.Min(ds).Seconds(), slices.Max(ds).Seconds()))
+			}
+			fmt.Fprintf(&b, "| %s | %s |\n", st, strings.Join(cells, " | "))
+		}
+	}
+	b.WriteString("\nrestart_apiserver, per component, from its JSON data (`steps.PodRestart`): **down** from moving the manifest out until " +
+		"the old process was gone, **up** from putting it back until a new process ran, **healthy** from the new process until it " +
+		"answered healthy, **total** from moving the manifest out until healthy. Components restarted together overlap; one not " +
+		"restarted costs nothing here (its reason is given).\n\n")
+	b.WriteString("| round | host | component | restarted | down | up | healthy | total |\n|---:|---|---|---|---:|---:|---:|---:|\n")
+	type phases struct{ down, up, healthy, total []time.Duration }
+	byComp := map[string]*phases{}
+	var comps []string
+	for _, r := range runs {
+		for _, h := range hosts {
+			for _, p := range r.pods[h] {
+				if !p.Restarted {
+					fmt.Fprintf(&b, "| %d | %s | %s | no: %s | – | – | – | – |\n", r.round, h, p.Name, shortReason(p.Reason))
+					continue
+				}
+				fmt.Fprintf(&b, "| %d | %s | %s | yes | %.1f s | %.1f s | %.1f s | %.1f s |\n", r.round, h, p.Name,
+					p.DownSeconds, p.UpSeconds, p.HealthySeconds, p.TotalSeconds)
+				if byComp[p.Name] == nil {
+					byComp[p.Name] = &phases{}
+					comps = append(comps, p.Name)
+				}
+				c := byComp[p.Name]
+				sec := func(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
+				c.down = append(c.down, sec(p.DownSeconds))
+				c.up = append(c.up, sec(p.UpSeconds))
+				c.healthy = append(c.healthy, sec(p.HealthySeconds))
+				c.total = append(c.total, sec(p.TotalSeconds))
+			}
+		}
+	}
+	if len(comps) > 0 {
+		b.WriteString("\nMedian over hosts and kplay runs (min–max) of the restarted components:\n\n")
+		b.WriteString("| component | restarts | down | up | healthy | total |\n|---|---:|---:|---:|---:|---:|\n")
+		span := func(ds []time.Duration) string {
+			return fmt.Sprintf("%.1f s (%.1f–%.1f)", midDur(ds).Seconds(), slices.Min(ds).Seconds(), slices.Max(ds).Seconds())
+		}
+		for _, name := range comps {
+			c := byComp[name]
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s |\n", name, len(c.total), span(c.down), span(c.up), span(c.healthy), span(c.total))
+		}
+	}
+
+	b.WriteString("\n## E2E SPEED lines\n\nAs the test printed them:\n\n```\n")
+	for _, r := range runs {
+		b.WriteString(r.line() + "\n")
+	}
+	for _, l := range summary {
+		b.WriteString(l + "\n")
+	}
+	b.WriteString("```\n")
+	return b.String()
+}
+
+// shortReason shortens restart_apiserver's reason for a table cell.
+func shortReason(s string) string {
+	s = strings.ReplaceAll(s, "|", "/")
+	if r := []rune(s); len(r) > 120 {
+		return string(r[:120]) + "…"
+	}
+	return s
+}
+
+// TestSpeedMarkdown renders the figures of made-up runs (no bed): every
+// section is there, rounds alternate, the ratios are per round.
+func TestSpeedMarkdown(t *testing.T) {
+	hosts := []string{"cp1", "cp2"}
+	res := func(a, b float64) pollResult {
+		return pollResult{api: availability{longest: map[string]time.Duration{"cp1": time.Duration(a * float64(time.Second)), "cp2": time.Duration(b * float64(time.Second))}, maxDown: 1},
+			etcd: availability{longest: map[string]time.Duration{}}}
+	}
+	kp := func(round int, first bool, wall time.Duration) speedRun {
+		return speedRun{tool: "kplay", round: round, wall: wall, res: res(3, 4), first: first, hostNames: hosts,
+			steps: []string{"renew"}, stepSecs: map[string]map[string]float64{"renew": {"cp1": 2, "cp2": 3}},
+			pods: map[string][]podPhases{
+				"cp1": {{Name: "kube-apiserver", Restarted: true, DownSeconds: 3, UpSeconds: 1, HealthySeconds: 2, TotalSeconds: 6}, {Name: "etcd", Reason: "it rereads its certificates"}},
+				"cp2": {{Name: "kube-apiserver", Restarted: true, DownSeconds: 14, UpSeconds: 1, HealthySeconds: 3, TotalSeconds: 18}},
+			}}
+	}
+	runs := []speedRun{
+		{tool: "anchor", round: 1, wall: 60 * time.Second, res: res(17, 18), first: true},
+		kp(1, false, 45*time.Second),
+		kp(2, true, 50*time.Second),
+		{tool: "anchor", round: 2, wall: 50 * time.Second, res: res(16, 17)},
+	}
+	if got := roundRatios(runs); len(got) != 2 || fmt.Sprintf("%.2f %.2f", got[0], got[1]) != "0.75 1.00" {
+		t.Errorf("roundRatios = %v, want [0.75 1.00]", got)
+	}
+	md := speedMarkdown(hosts, runs, []string{"E2E SPEED ratio kplay/anchor = 0.87 (median of 2)"}, time.Unix(0, 0), "v0-test")
+	for _, want := range []string{
+		"| 1 | anchor | ran first | 60.0 s |", "| 2 | kplay | ran first | 50.0 s |", "| 2 | anchor | ran second | 50.0 s |",
+		"per round: 0.75, 1.00", "| renew | 2.0 s (2.0–2.0) | 3.0 s (3.0–3.0) |",
+		"| 1 | cp1 | kube-apiserver | yes | 3.0 s | 1.0 s | 2.0 s | 6.0 s |", "| 1 | cp1 | etcd | no: it rereads its certificates |",
+		"| kube-apiserver | 4 | 8.5 s (3.0–14.0) |", "E2E SPEED round 2 kplay ", "E2E SPEED ratio kplay/anchor = 0.87",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
 }
 
 // midDur returns the median of ds (the mean of the middle two for an even

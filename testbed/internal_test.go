@@ -69,7 +69,7 @@ func TestInventory(t *testing.T) {
 
 func TestSSHKeysReadableByOpenSSH(t *testing.T) {
 	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		t.Skip("ssh-keygen not found")
+		t.Skip("SKIP: ssh-keygen not found: install openssh-client (make deps)")
 	}
 	dir := t.TempDir()
 	for _, typ := range []string{"ed25519", "ecdsa"} {
@@ -93,5 +93,16 @@ func TestSSHKeysReadableByOpenSSH(t *testing.T) {
 		if line := k.knownHostsLine("10.0.0.1"); !strings.HasPrefix(line, "10.0.0.1 "+k.typ+" ") {
 			t.Errorf("known_hosts line %q", line)
 		}
+	}
+}
+
+func TestHostAddress(t *testing.T) {
+	for i, want := range map[int]string{1: "10.213.7.11", 240: "10.213.7.250", 241: "10.214.7.11", MaxHosts: "10.214.7.250"} {
+		if got := hostAddress(7, i); got != want {
+			t.Errorf("hostAddress(7, %d) = %s, want %s", i, got, want)
+		}
+	}
+	if unusedHost <= firstHost+hostsPerSubnet-1 {
+		t.Errorf("unused address .%d collides with the hosts .%d-.%d", unusedHost, firstHost, firstHost+hostsPerSubnet-1)
 	}
 }

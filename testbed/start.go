@@ -146,7 +146,7 @@ func (b *Bed) start(ctx context.Context, o *Options, t0 time.Time) error {
 		name := fmt.Sprintf("cp%d", i)
 		st.Hosts = append(st.Hosts, hostState{
 			Name:    name,
-			Address: fmt.Sprintf("10.213.%d.%d", st.Octet, firstHost+i-1),
+			Address: hostAddress(st.Octet, i),
 			Netns:   st.Prefix + "-" + name,
 			Root:    filepath.Join(st.Dir, "hosts", name),
 			Veth:    vethName(st.Octet, i),
@@ -195,6 +195,20 @@ func (b *Bed) start(ctx context.Context, o *Options, t0 time.Time) error {
 	}
 	return nil
 }
+
+// hostAddress is the address of host i (1-based) of the bed on octet:
+// 10.213.OCTET.11 to .250 for the first hostsPerSubnet hosts, then the same
+// in 10.214.OCTET.0/24 (see MaxHosts).
+func hostAddress(octet, i int) string {
+	b, j := 213, i-1
+	if j >= hostsPerSubnet {
+		b, j = 214, j-hostsPerSubnet
+	}
+	return fmt.Sprintf("10.%d.%d.%d", b, octet, firstHost+j)
+}
+
+// secondGateway is the controller's address in a bed's second /24.
+func secondGateway(octet int) string { return fmt.Sprintf("10.214.%d.1", octet) }
 
 // syncHosts rebuilds b.Hosts from b.st.
 func (b *Bed) syncHosts() {
@@ -618,6 +632,9 @@ func (b *Bed) startHosts(ctx context.Context, o *Options, t0 time.Time) error {
 	var batch strings.Builder
 	fmt.Fprintf(&batch, "link add %s type bridge\n", st.Bridge)
 	fmt.Fprintf(&batch, "addr add %s/24 dev %s\n", st.Gateway, st.Bridge)
+	if len(st.Hosts) > hostsPerSubnet {
+		fmt.Fprintf(&batch, "addr add %s/24 dev %s\n", secondGateway(st.Octet), st.Bridge)
+	}
 	fmt.Fprintf(&batch, "link set %s up\n", st.Bridge)
 	for _, hs := range st.Hosts {
 		fmt.Fprintf(&batch, "netns attach %s %d\n", hs.Netns, hs.InitPID)

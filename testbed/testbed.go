@@ -21,8 +21,11 @@
 // Everything needs root. Beds started at the same time (for example by the
 // parallel packages of `go test ./...`) never collide: each takes a /24 under
 // 10.213.0.0/16 by holding a lock file in /run/kplay-testbed, and names its
-// interfaces after it. Hosts have no default route, so nothing they do can
-// leave the bed's subnet.
+// interfaces after it. The same lock owns the matching /24 under
+// 10.214.0.0/16, where a bed of more than hostsPerSubnet hosts (make bench's
+// N=300) puts the rest of its hosts, on the same bridge (see MaxHosts).
+// Hosts have no default route, so nothing they do can leave the bed's
+// subnets.
 package testbed
 
 import (
@@ -37,8 +40,16 @@ import (
 	"time"
 )
 
-// MaxHosts is the largest number of hosts one bed can have (.11 to .250).
-const MaxHosts = 240
+// MaxHosts is the largest number of hosts one bed can have: .11 to .250 of
+// the bed's 10.213.X.0/24 (hostsPerSubnet), then .11 to .250 of 10.214.X.0/24.
+// Both /24s are on the bed's one bridge, where the controller has an address
+// in each (.1); each host has a /24 address and no other route, so a host of
+// the second /24 (cp241 and up) reaches the controller but not cp1..cp240.
+// Beds of up to 240 hosts are exactly as before: one /24.
+const MaxHosts = 2 * hostsPerSubnet
+
+// hostsPerSubnet is how many hosts one /24 of a bed holds (.11 to .250).
+const hostsPerSubnet = 240
 
 const (
 	// firstHost is the last octet of the first host's address.
@@ -122,7 +133,8 @@ type Bed struct {
 	KnownHostsPath string
 	// InventoryPath is a kplay inventory for the bed.
 	InventoryPath string
-	// Subnet is the bed's network, 10.213.X.0/24.
+	// Subnet is the bed's network, 10.213.X.0/24 (hosts cp241 and up of a
+	// bed of more than 240 are on 10.214.X.0/24, on the same bridge).
 	Subnet string
 	// Gateway is the controller's address on the bed's bridge (10.213.X.1).
 	Gateway string

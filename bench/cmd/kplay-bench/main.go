@@ -2,7 +2,11 @@
 // OpenSSH on local test hosts and writes bench/RESULTS.md (see package
 // bench). It needs root. `make bench` builds kplay and runs it:
 //
-//	kplay-bench -kplay bin/kplay -n 3,30,100 -runs 5 -warmup 1 -out bench/RESULTS.md
+//	kplay-bench -kplay bin/kplay -n 3,30,100 -kplay-only-n 300 -runs 5 -warmup 1 -out bench/RESULTS.md
+//
+// Sizes in -kplay-only-n are measured with kplay alone (Ansible would need
+// about 2.3 s per host for the five steps, 5 runs at N=300 nearly an hour):
+// they show how kplay's controller CPU and memory grow with N.
 package main
 
 import (
@@ -12,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,6 +38,7 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("kplay-bench", flag.ContinueOnError)
 	sizes := fs.String("n", "3,30,100", "numbers of hosts, comma-separated")
+	kplayOnly := fs.String("kplay-only-n", "300", "more numbers of hosts, comma-separated, where only kplay runs (empty: none)")
 	runs := fs.Int("runs", 5, "measured rounds per size (the median is reported)")
 	warmup := fs.Int("warmup", 1, "warm-up rounds per size, not counted")
 	kplayBin := fs.String("kplay", "bin/kplay", "the kplay binary")
@@ -51,13 +57,25 @@ func run(ctx context.Context, args []string) error {
 		Runs: *runs, Warmup: *warmup, KplayBin: *kplayBin, FullKubeMax: *fullKube,
 		AnsibleStrategy: *strategy, Contenders: strings.Split(*contenders, ","), Profile: *profile,
 	}
-	for _, s := range strings.Split(*sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > testbed.MaxHosts {
-			return fmt.Errorf("-n: bad size %q (1..%d)", s, testbed.MaxHosts)
-		}
-		cfg.Sizes = append(cfg.Sizes, n)
+	full, err := parseSizes("-n", *sizes)
+	if err != nil {
+		return err
 	}
+	only, err := parseSizes("-kplay-only-n", *kplayOnly)
+	if err != nil {
+		return err
+	}
+	for _, n := range only {
+		if slices.Contains(full, n) {
+			return fmt.Errorf("-kplay-only-n: %d is also in -n", n)
+		}
+	}
+	if len(only) > 0 && !slices.Contains(cfg.Contenders, bench.Kplay) {
+		return fmt.Errorf("-kplay-only-n %s without kplay in -contenders", *kplayOnly)
+	}
+	cfg.Sizes = append(full, only...)
+	slices.Sort(cfg.Sizes)
+	cfg.KplayOnly = only
 	if *from != "" {
 		data, err := os.ReadFile(*from)
 		if err != nil {
@@ -95,6 +113,25 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	return report(res, *out, *save)
+}
+
+// parseSizes parses a comma-separated list of numbers of hosts.
+func parseSizes(flagName, list string) ([]int, error) {
+	var out []int
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > testbed.MaxHosts {
+			return nil, fmt.Errorf("%s: bad size %q (1..%d)", flagName, s, testbed.MaxHosts)
+		}
+		if slices.Contains(out, n) {
+			return nil, fmt.Errorf("%s: %d given twice", flagName, n)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // report prints the summary and writes RESULTS.md and the raw JSON.
