@@ -19,13 +19,19 @@ import (
 
 // The host-side halves of a static pod restart.
 var (
+	//go:embed scripts/pod_lib.sh
+	podLibSh string
 	//go:embed scripts/pods.sh
-	podsSh string
+	podsOnlySh string
 	//go:embed scripts/restart_pods.sh
-	restartPodsSh string
+	restartPodsOnlySh string
 	//go:embed scripts/unpark.sh
 	unparkSh string
 )
+
+// podsSh and restartPodsSh are the scripts with their shared functions in front.
+func podsSh() string        { return podLibSh + podsOnlySh }
+func restartPodsSh() string { return podLibSh + restartPodsOnlySh }
 
 // componentSpec is a static pod kplay knows how to restart and check.
 type componentSpec struct {
@@ -259,7 +265,7 @@ func facts(ctx context.Context, t *Target, comps []component) (*podFacts, error)
 	for _, c := range comps {
 		args = append(args, c.files...)
 	}
-	out, err := t.Run(ctx, runScript(podsSh, args...))
+	out, err := t.Run(ctx, runScript(podsSh(), args...))
 	if err != nil {
 		return nil, fmt.Errorf("reading the static pods' processes: %w", err)
 	}
@@ -348,7 +354,7 @@ func (r restarter) restart(ctx context.Context, t *Target, comps []component, pi
 			return nil, fmt.Errorf("cannot restart static pods: %q holds white space or is empty", a)
 		}
 	}
-	out, err := t.Run(ctx, runScript(restartPodsSh, args...))
+	out, err := t.Run(ctx, runScript(restartPodsSh(), args...))
 	ev := parseRestartEvents(out)
 	if berr := r.putBack(t, comps); berr != nil {
 		return ev, fmt.Errorf("moving the manifests out and back: %w", errors.Join(err, berr))

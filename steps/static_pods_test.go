@@ -100,7 +100,7 @@ func TestRestartPodsScript(t *testing.T) {
 	decoy := exec.Command(bin, "--port=2")
 	must(t, decoy.Start())
 	t.Cleanup(func() { _ = decoy.Process.Kill(); _ = decoy.Wait() })
-	out, err := runSh(t, podsSh, comm, "--port=1", "nosuchcomm", "-", "--", manifest, filepath.Join(dir, "absent"))
+	out, err := runSh(t, podsSh(), comm, "--port=1", "nosuchcomm", "-", "--", manifest, filepath.Join(dir, "absent"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestRestartPodsScript(t *testing.T) {
 		t.Errorf("pods.sh files: %v, now %v\n%s", f.mtime, f.now, out)
 	}
 
-	out, err = runSh(t, restartPodsSh, park, "10", "10", "fakepod", comm, manifest, old, "1", "--port=1")
+	out, err = runSh(t, restartPodsSh(), park, "10", "10", "fakepod", comm, manifest, old, "1", "--port=1")
 	if err != nil {
 		t.Fatalf("restart_pods.sh: %v\n%s", err, out)
 	}
@@ -134,7 +134,7 @@ func TestRestartPodsScript(t *testing.T) {
 	}
 
 	// A pod that never stops: a timeout, naming it, with the manifest back.
-	out, err = runSh(t, restartPodsSh, park, "1", "1", "fakepod", comm, manifest, strconv.Itoa(decoy.Process.Pid), "1", "--port=2")
+	out, err = runSh(t, restartPodsSh(), park, "1", "1", "fakepod", comm, manifest, strconv.Itoa(decoy.Process.Pid), "1", "--port=2")
 	if err == nil || !strings.Contains(out, "parked fakepod") {
 		t.Errorf("stuck pod: %v\n%s", err, out)
 	}

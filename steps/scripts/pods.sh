@@ -17,16 +17,7 @@
 set -u
 btime=$(awk '/^btime/ {print $2}' /proc/stat)
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
-# podpid COMM MATCH: the newest process named COMM started with MATCH.
-podpid() {
-  for p in $(pgrep -x -- "$1" 2>/dev/null | sort -rn); do
-    if [ "$2" = - ] || tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$2"; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
+# podpid comes from pod_lib.sh, sent in front of this script.
 while [ $# -gt 1 ] && [ "$1" != -- ]; do
   comm=$1 match=$2
   shift 2

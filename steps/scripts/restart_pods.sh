@@ -38,16 +38,7 @@ unpark() {
   cp -a "$src" "$tmp" && mv -f "$tmp" "$2" && rm -f "$src"
 }
 n=$(($# / 6))
-# podpid COMM MATCH: the newest process named COMM started with MATCH.
-podpid() {
-  for p in $(pgrep -x -- "$1" 2>/dev/null | sort -rn); do
-    if [ "$2" = - ] || tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$2"; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
+# podpid comes from pod_lib.sh, sent in front of this script.
 unpark_all() {
   # shellcheck disable=SC2086 # word splitting is the point
   set -- $pods
