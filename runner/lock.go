@@ -3,6 +3,7 @@ package runner
 import (
 	"bufio"
 	"context"
+	_ "embed" // scripts/lock_*.sh
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kplay/kplay/internal/shellquote"
+	"golang.org/x/sync/errgroup"
 )
 
 // DefaultLockDir is the per-host run lock: a directory created atomically
@@ -203,25 +205,28 @@ type hostLock struct {
 
 const lockHeld = "held"
 
+// The lock's scripts (runner/scripts), run with sh and quoted arguments.
+var (
+	//go:embed scripts/lock_acquire.sh
+	lockAcquireSh string
+	//go:embed scripts/lock_break.sh
+	lockBreakSh string
+	//go:embed scripts/lock_heartbeat.sh
+	lockHeartbeatSh string
+	//go:embed scripts/lock_release.sh
+	lockReleaseSh string
+)
+
 // acquireLock takes the lock on one host, clearing a stale one if opts.Break.
 func acquireLock(ctx context.Context, c Conn, host string, opts LockOptions, self Holder) (*hostLock, error) {
 	d := opts.Dir
 	for attempt := 0; attempt < 2; attempt++ {
-		// The holder goes in the script (quoted), not on stdin: a command
+		// The holder goes in an argument (quoted), not on stdin: a command
 		// without stdin runs in the connection's long-lived shell instead
-		// of a session of its own (remote/shell.go).
-		// The parent is computed here and made only when missing: no
-		// dirname and mkdir processes on every run.
-		parent := shellquote.Quote(path.Dir(path.Clean(d)))
-		script := `set -u; umask 077; d=` + shellquote.Quote(d) + `; holder=` + shellquote.Quote(self.encode()) + `
-made=; [ -d ` + parent + ` ] || { mkdir -p ` + parent + ` || exit 1; made=1; }
-if mkdir "$d" 2>/dev/null; then
-  { printf '%s' "$holder" > "$d/holder.tmp" && mv -f "$d/holder.tmp" "$d/holder"; } || { rm -rf "$d"; [ -z "$made" ] || rmdir ` + parent + `; echo "writing $d/holder failed" >&2; exit 1; }
-  echo acquired${made:+ parent}; exit 0
-fi
-[ -d "$d" ] || { echo "cannot create $d" >&2; exit 1; }
-now=$(date +%s); m=$(stat -c %Y "$d/holder" 2>/dev/null || stat -c %Y "$d")
-echo ` + lockHeld + `; echo "age=$((now - m))"; cat "$d/holder" 2>/dev/null; exit 0`
+		// of a session of its own (remote/shell.go). The parent is
+		// computed here and made only when missing: no dirname and mkdir
+		// processes on every run.
+		script := shellquote.Script(lockAcquireSh, d, path.Dir(path.Clean(d)), self.encode())
 		out, err := c.Run(ctx, script)
 		if err != nil {
 			return nil, &LockError{Host: host, Dir: d, Err: err}
@@ -249,9 +254,7 @@ echo ` + lockHeld + `; echo "age=$((now - m))"; cat "$d/holder" 2>/dev/null; exi
 			return nil, le
 		}
 		// Clear it only if it still names the holder judged stale.
-		brk := `set -u; d=` + shellquote.Quote(d) + `; old=` + shellquote.Quote("run_id="+h.RunID) + `; mine=` + shellquote.Quote(self.RunID) + `
-if [ -f "$d/holder" ]; then grep -qxF -- "$old" "$d/holder" || exit 0; elif [ "$old" != run_id= ]; then exit 0; fi
-mv "$d" "$d.broken.$mine" && rm -rf "$d.broken.$mine"`
+		brk := shellquote.Script(lockBreakSh, d, "run_id="+h.RunID, self.RunID)
 		if _, err := c.Run(ctx, brk); err != nil {
 			return nil, &LockError{Host: host, Dir: d, Err: fmt.Errorf("clearing the stale lock: %w", err)}
 		}
@@ -273,7 +276,7 @@ func (l *hostLock) heartbeat(every time.Duration, runID string) {
 			case <-t.C:
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), every)
-			_, _ = l.conn.Run(ctx, `d=`+shellquote.Quote(l.dir)+`; grep -qxF -- `+shellquote.Quote("run_id="+runID)+` "$d/holder" && touch -c "$d/holder"`)
+			_, _ = l.conn.Run(ctx, shellquote.Script(lockHeartbeatSh, l.dir, "run_id="+runID))
 			cancel()
 		}
 	}()
@@ -287,15 +290,11 @@ func (l *hostLock) release(runID string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	rmdir := ""
+	args := []string{l.dir, "run_id=" + runID}
 	if l.rmParent != "" {
-		rmdir = "\nrmdir " + shellquote.Quote(l.rmParent) + " 2>/dev/null; true"
+		args = append(args, l.rmParent)
 	}
-	// Shell built-ins match the holder line (as grep -qxF would): one
-	// process (rm) instead of two.
-	_, err := l.conn.Run(ctx, `d=`+shellquote.Quote(l.dir)+`; want=`+shellquote.Quote("run_id="+runID)+`; mine=
-{ while IFS= read -r l || [ -n "$l" ]; do [ "$l" = "$want" ] && mine=1; done < "$d/holder"; } 2>/dev/null
-if [ -n "$mine" ]; then rm -rf "$d"; fi`+rmdir)
+	_, err := l.conn.Run(ctx, shellquote.Script(lockReleaseSh, args...))
 	return err
 }
 
@@ -317,42 +316,19 @@ func (r *run) lockHosts(ctx context.Context, forks int) bool {
 	self := NewHolder(r.opts.RunID, r.plan.Playbook.Name, r.rep.Started)
 	var mu sync.Mutex
 	var refused []string
-	sem := make(chan struct{}, forks)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(forks)
 	for _, h := range r.plan.Hosts {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			conn, err := r.opts.Dial(ctx, h)
-			if err != nil {
+		g.Go(func() error {
+			if name, locked := r.lockHost(ctx, h, lo, self, &mu); !locked && name != "" {
 				mu.Lock()
-				r.dialErrs[h.Name] = err
+				refused = append(refused, name)
 				mu.Unlock()
-				return
 			}
-			mu.Lock()
-			r.conns[h.Name] = conn
-			mu.Unlock()
-			l, err := acquireLock(ctx, conn, h.Name, lo, self)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				hr := r.hosts[h.Name]
-				hr.Status = StatusFailed
-				hr.err = fmt.Errorf("%s: %w", h.Name, err)
-				hr.Error = err.Error()
-				hr.State = "unchanged: kplay could not take its run lock, so nothing ran"
-				refused = append(refused, h.Name)
-				r.hostErr(hr.err)
-				return
-			}
-			l.heartbeat(lo.Heartbeat, r.opts.RunID)
-			r.locks[h.Name] = l
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every goroutine returns nil: errors are kept per host
 	if len(refused) == 0 {
 		return true
 	}
@@ -373,19 +349,52 @@ func (r *run) lockHosts(ctx context.Context, forks int) bool {
 	return false
 }
 
+// lockHost dials host h and takes its lock. It returns h's name and false
+// when h was reached but its lock refused, "" and false when h could not be
+// dialled (its error is kept for its batch), and true when locked.
+func (r *run) lockHost(ctx context.Context, h *HostSpec, lo LockOptions, self Holder, mu *sync.Mutex) (string, bool) {
+	conn, err := r.opts.Dial(ctx, h)
+	if err != nil {
+		mu.Lock()
+		r.dialErrs[h.Name] = err
+		mu.Unlock()
+		return "", false
+	}
+	mu.Lock()
+	r.conns[h.Name] = conn
+	mu.Unlock()
+	l, err := acquireLock(ctx, conn, h.Name, lo, self)
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
+		hr := r.hosts[h.Name]
+		hr.Status = StatusFailed
+		hr.err = fmt.Errorf("%s: %w", h.Name, err)
+		hr.Error = err.Error()
+		hr.State = "unchanged: kplay could not take its run lock, so nothing ran"
+		r.hostErr(hr.err)
+		return h.Name, false
+	}
+	l.heartbeat(lo.Heartbeat, r.opts.RunID)
+	r.locks[h.Name] = l
+	return h.Name, true
+}
+
 // releaseLocks releases every lock this run holds, after any rollback, and
 // says so in the host's state when a lock could not be released.
 func (r *run) releaseLocks() {
-	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var g errgroup.Group
 	for name, l := range r.locks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			if err := l.release(r.opts.RunID); err != nil {
+				mu.Lock()
 				hr := r.hosts[name]
 				hr.State += fmt.Sprintf("; the run lock %s on the host is still held by run %s (releasing it failed: %v): once the host is checked, clear it with --break-lock", l.dir, r.opts.RunID, err)
+				mu.Unlock()
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every goroutine returns nil: a failed release is in its host's state
 }

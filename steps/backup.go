@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	_ "embed" // scripts/backup.sh, restore.sh
 	"fmt"
 	"path"
 	"strconv"
@@ -112,6 +113,14 @@ func backupDir(root, runID string) (string, error) {
 	return path.Join(root, runID), nil
 }
 
+// The backup's scripts (steps/scripts), run with sh and quoted arguments.
+var (
+	//go:embed scripts/backup.sh
+	backupSh string
+	//go:embed scripts/restore.sh
+	restoreSh string
+)
+
 // backupScript copies, checksums and verifies; with plan=1 it only measures.
 // Its stdin becomes restore.sh.
 func backupScript(kubeDir, root, dir string, plan bool) string {
@@ -119,76 +128,15 @@ func backupScript(kubeDir, root, dir string, plan bool) string {
 	if plan {
 		mode = "1"
 	}
-	return sh(fmt.Sprintf("set -eu\numask 077\nkd=%s; root=%s; b=%s; plan=%s\n", shellquote.Quote(kubeDir), shellquote.Quote(root), shellquote.Quote(dir), mode) + `[ -d "$kd" ] || { echo "$kd does not exist" >&2; exit 3; }
-cd "$kd"
-set --
-if [ -d pki ]; then set -- "$@" pki; fi
-for f in *.conf; do if [ -f "$f" ]; then set -- "$@" "$f"; fi; done
-if [ -d manifests ]; then set -- "$@" manifests; fi
-[ $# -gt 0 ] || { echo "nothing to back up: no pki, *.conf or manifests in $kd" >&2; exit 3; }
-files=$(find "$@" -type f | wc -l)
-need=$(du -sk "$@" | awk '{ s += $1 } END { print s + 64 }')
-d=$root; while [ ! -d "$d" ]; do d=$(dirname "$d"); done
-avail=$(df -Pk "$d" | awk 'NR == 2 { print $4 }')
-if [ "$plan" = 1 ]; then
-  [ ! -f "$b/COMPLETE" ] || { echo "backup dir $b already exists" >&2; exit 3; }
-  echo "plan $files $need $avail"; exit 0
-fi
-if [ "$avail" -lt "$need" ]; then echo "not enough space for a backup in $root: $avail KiB free, $need KiB needed; nothing was changed" >&2; exit 4; fi
-mkdir -p "$root"
-# A backup dir of this run without COMPLETE is this run's own interrupted attempt.
-if [ -d "$b" ] && [ ! -f "$b/COMPLETE" ]; then rm -rf "$b"; fi
-mkdir "$b" || { echo "backup dir $b already exists" >&2; exit 3; }
-trap 'rm -rf "$b"' EXIT
-mkdir "$b/files"
-cp -a "$@" "$b/files/"
-find "$@" -type f -print0 | sort -z | xargs -0 -r sha256sum -- > "$b/SHA256SUMS"
-(cd "$b/files" && sha256sum -c --quiet --strict "$b/SHA256SUMS") >&2 || { echo "the copy in $b does not match $kd" >&2; exit 5; }
-cat > "$b/restore.sh"
-chmod 700 "$b/restore.sh"
-files=$(wc -l < "$b/SHA256SUMS")
-bytes=$(find "$b/files" -type f -exec cat {} + | wc -c)
-date -u +%Y-%m-%dT%H:%M:%SZ > "$b/COMPLETE"
-sync
-trap - EXIT
-echo "ok $files $bytes"
-`)
+	return shellquote.Script(backupSh, kubeDir, root, dir, mode)
 }
 
-// restoreScript restores kubeDir from the backup in dir, byte for byte: files
-// that differ (content, mode or owner) are replaced atomically, files that
-// did not exist at backup time are removed, and the result is verified.
+// restoreScript is the restore.sh of the backup in dir: the variables it
+// needs, quoted, in front of scripts/restore.sh. Operators run it by hand,
+// so it takes no arguments.
 func restoreScript(kubeDir, dir string) string {
-	return "#!/bin/sh\n# kplay: restore " + kubeDir + " (pki, *.conf, manifests) from the backup in " + dir + ".\n" +
-		fmt.Sprintf("set -eu\nkd=%s; b=%s\n", shellquote.Quote(kubeDir), shellquote.Quote(dir)) + `[ -f "$b/COMPLETE" ] || { echo "backup $b is incomplete; not restoring" >&2; exit 3; }
-if grep -q '^\\' "$b/SHA256SUMS"; then echo "backup $b has unusual file names; restore by hand with cp -a from $b/files" >&2; exit 3; fi
-(cd "$b/files" && sha256sum -c --quiet --strict "$b/SHA256SUMS") >&2 || { echo "backup $b fails its checksums; not restoring" >&2; exit 3; }
-mkdir -p "$kd"
-while read -r sum p; do
-  src="$b/files/$p"; dst="$kd/$p"
-  if [ -f "$dst" ] && [ ! -L "$dst" ] && [ "$(sha256sum < "$dst" | cut -d' ' -f1)" = "$sum" ] &&
-     [ "$(stat -c %a:%u:%g "$dst")" = "$(stat -c %a:%u:%g "$src")" ]; then continue; fi
-  dd=$(dirname "$dst"); tmp="$dd/.$(basename "$dst").kplay-restore"
-  mkdir -p "$dd"
-  cp -a "$src" "$tmp"
-  mv -f "$tmp" "$dst"
-  echo "restored $p"
-done < "$b/SHA256SUMS"
-list=$(mktemp); trap 'rm -f "$list"' EXIT
-cut -c67- "$b/SHA256SUMS" > "$list"
-cd "$kd"
-for d in pki manifests; do
-  [ -d "$d" ] || continue
-  find "$d" -type f | while IFS= read -r f; do
-    if ! grep -qxF -- "$f" "$list"; then rm -f -- "$f"; echo "removed $f"; fi
-  done
-done
-for f in *.conf; do
-  if [ -f "$f" ] && ! grep -qxF -- "$f" "$list"; then rm -f -- "$f"; echo "removed $f"; fi
-done
-sha256sum -c --quiet --strict "$b/SHA256SUMS" >&2
-echo "verified: $kd matches backup $b"
-`
+	return "#!/bin/sh\n# kplay: restore " + oneLine(kubeDir) + " (pki, *.conf, manifests) from the backup in " + oneLine(dir) + ".\n" +
+		"kd=" + shellquote.Quote(kubeDir) + "; b=" + shellquote.Quote(dir) + "\n" + restoreSh
 }
 
 // restoreHint is what a person runs on the host to restore by hand.
@@ -262,4 +210,15 @@ func backupFact(t *Target, key, kubeDir string) (BackupInfo, bool) {
 		return BackupInfo{}, false
 	}
 	return b, true
+}
+
+// oneLine makes s safe for a shell comment: a newline in a path must not
+// end the comment and become code.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
 }

@@ -142,5 +142,5 @@ func procNetListening(out []byte, port int) bool {
 // runScript is the command that runs an embedded script with sh, each
 // argument a quoted positional parameter.
 func runScript(src string, args ...string) string {
-	return sh(src) + " " + shellquote.QuoteAll(append([]string{"sh"}, args...)...)
+	return shellquote.Script(src, args...)
 }

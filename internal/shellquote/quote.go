@@ -31,3 +31,9 @@ func QuoteAll(words ...string) string {
 	}
 	return strings.Join(q, " ")
 }
+
+// Script is the command that runs script src with sh, each argument a quoted
+// positional parameter ($1, $2, ...): values never become shell code.
+func Script(src string, args ...string) string {
+	return "sh -c " + Quote(src) + " " + QuoteAll(append([]string{"sh"}, args...)...)
+}
