@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -116,35 +117,82 @@ func str(m map[string]any, key string) string {
 	return s
 }
 
-// credential extracts the current context's credential from k.
-func (k *kcFile) credential() (*kcCredential, error) {
-	var cr kcCredential
-	cr.Context = k.CurrentContext
-	if cr.Context == "" && len(k.Contexts) == 1 {
-		cr.Context = k.Contexts[0].Name
+// kcCurrent is the current context of a kubeconfig and the entries it names.
+type kcCurrent struct {
+	Context, Cluster, User string
+	// cluster and user are the named entries' bodies; cluster is nil when
+	// the context names no cluster that exists.
+	cluster, user map[string]any
+}
+
+// current resolves the current context (a lone context when current-context
+// is unset) to its user and cluster entries. It is the one place that
+// decides which credential a kubeconfig stands for: checking its certificate
+// and using it to call the API must never disagree.
+func (k *kcFile) current() (*kcCurrent, error) {
+	cur := &kcCurrent{Context: k.CurrentContext}
+	if cur.Context == "" && len(k.Contexts) == 1 {
+		cur.Context = k.Contexts[0].Name
 	}
 	for _, c := range k.Contexts {
-		if c.Name == cr.Context {
+		if c.Name == cur.Context {
 			ctx, _ := c.Rest["context"].(map[string]any)
-			cr.Cluster, cr.User = str(ctx, "cluster"), str(ctx, "user")
+			cur.Cluster, cur.User = str(ctx, "cluster"), str(ctx, "user")
 		}
 	}
-	if cr.Cluster == "" || cr.User == "" {
-		return nil, fmt.Errorf("context %q with a cluster and a user not found", cr.Context)
+	if cur.User == "" {
+		return nil, fmt.Errorf("context %q with a user not found", cur.Context)
 	}
-	var cluster, user map[string]any
 	for _, c := range k.Clusters {
-		if c.Name == cr.Cluster {
-			cluster, _ = c.Rest["cluster"].(map[string]any)
+		if c.Name == cur.Cluster {
+			cur.cluster, _ = c.Rest["cluster"].(map[string]any)
 		}
 	}
 	for _, u := range k.Users {
-		if u.Name == cr.User {
-			user, _ = u.Rest["user"].(map[string]any)
+		if u.Name == cur.User {
+			cur.user, _ = u.Rest["user"].(map[string]any)
 		}
 	}
-	if cluster == nil || user == nil {
-		return nil, fmt.Errorf("cluster %q or user %q not found", cr.Cluster, cr.User)
+	if cur.user == nil {
+		return nil, fmt.Errorf("user %q of context %q not found", cur.User, cur.Context)
+	}
+	return cur, nil
+}
+
+// clientCertPEM returns the current user's client certificate (PEM). A user
+// without client-certificate-data (a token, an exec plugin, a file path) is
+// an error naming it: another user's certificate is never taken instead.
+func (k *kcFile) clientCertPEM() ([]byte, error) {
+	cur, err := k.current()
+	if err != nil {
+		return nil, err
+	}
+	return cur.certPEM()
+}
+
+// certPEM decodes the user's client-certificate-data.
+func (cur *kcCurrent) certPEM() ([]byte, error) {
+	enc := strings.TrimSpace(str(cur.user, "client-certificate-data"))
+	if enc == "" {
+		return nil, fmt.Errorf("user %q has no client-certificate-data", cur.User)
+	}
+	pemData, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, fmt.Errorf("user %q: client-certificate-data: %w", cur.User, err)
+	}
+	return pemData, nil
+}
+
+// credential extracts the current context's credential from k.
+func (k *kcFile) credential() (*kcCredential, error) {
+	cur, err := k.current()
+	if err != nil {
+		return nil, err
+	}
+	cr := kcCredential{Context: cur.Context, Cluster: cur.Cluster, User: cur.User}
+	cluster, user := cur.cluster, cur.user
+	if cluster == nil {
+		return nil, fmt.Errorf("cluster %q of context %q not found", cr.Cluster, cr.Context)
 	}
 	cr.Server = str(cluster, "server")
 	if cr.Server == "" {
@@ -161,9 +209,9 @@ func (k *kcFile) credential() (*kcCredential, error) {
 			return nil, fmt.Errorf("cluster %q: certificate-authority-data holds no certificate", cr.Cluster)
 		}
 	}
-	certData, err := base64.StdEncoding.DecodeString(str(user, "client-certificate-data"))
-	if err != nil || len(certData) == 0 {
-		return nil, fmt.Errorf("user %q: no usable client-certificate-data", cr.User)
+	certData, err := cur.certPEM()
+	if err != nil {
+		return nil, err
 	}
 	keyData, err := base64.StdEncoding.DecodeString(str(user, "client-key-data"))
 	if err != nil || len(keyData) == 0 {
