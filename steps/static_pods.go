@@ -26,12 +26,14 @@ var (
 	//go:embed scripts/restart_pods.sh
 	restartPodsOnlySh string
 	//go:embed scripts/unpark.sh
-	unparkSh string
+	unparkOnlySh string
 )
 
-// podsSh and restartPodsSh are the scripts with their shared functions in front.
+// podsSh, restartPodsSh and unparkSh are the scripts with their shared
+// functions in front.
 func podsSh() string        { return podLibSh + podsOnlySh }
 func restartPodsSh() string { return podLibSh + restartPodsOnlySh }
+func unparkSh() string      { return podLibSh + unparkOnlySh }
 
 // componentSpec is a static pod kplay knows how to restart and check.
 type componentSpec struct {
@@ -411,7 +413,7 @@ func (r restarter) putBack(t *Target, comps []component) error {
 	var errs []error
 	for _, c := range comps {
 		parked := path.Join(r.parkDir, c.name+".yaml")
-		if _, err := t.Run(ctx, runScript(unparkSh, parked, c.manifest)); err != nil {
+		if _, err := t.Run(ctx, runScript(unparkSh(), parked, c.manifest)); err != nil {
 			errs = append(errs, fmt.Errorf("putting %s back from %s FAILED: %w; by hand: mv %s %s",
 				c.manifest, parked, err, shellquote.Quote(parked), shellquote.Quote(c.manifest)))
 		}
@@ -431,7 +433,7 @@ func (r restarter) unparkUndo(comps []component) *Undo {
 		Fn: func(ctx context.Context, t *Target) error {
 			var errs []error
 			for _, c := range comps {
-				if _, err := t.Run(ctx, runScript(unparkSh, path.Join(r.parkDir, c.name+".yaml"), c.manifest)); err != nil {
+				if _, err := t.Run(ctx, runScript(unparkSh(), path.Join(r.parkDir, c.name+".yaml"), c.manifest)); err != nil {
 					errs = append(errs, fmt.Errorf("putting back %s: %w", c.manifest, err))
 				}
 			}

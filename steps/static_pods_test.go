@@ -184,3 +184,56 @@ func TestRestartDecision(t *testing.T) {
 		})
 	}
 }
+
+// TestUnparkScript runs unpark.sh with a real sh: it moves a parked manifest
+// back and clears the empty park directories; it refuses to overwrite a
+// manifest that is in place; with nothing parked it does nothing.
+func TestUnparkScript(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		parked     bool
+		inPlace    bool
+		wantOut    string
+		wantErr    bool
+		wantParked bool // the parked copy is still there after
+	}{
+		{name: "parked", parked: true, wantOut: "moved-back\n"},
+		{name: "manifest in place", parked: true, inPlace: true, wantErr: true, wantParked: true},
+		{name: "nothing parked", wantOut: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			manifest := filepath.Join(dir, "manifests", "etcd.yaml")
+			parked := filepath.Join(dir, "parked", "run1", "etcd.yaml")
+			must(t, os.MkdirAll(filepath.Dir(manifest), 0o755))
+			must(t, os.MkdirAll(filepath.Dir(parked), 0o700))
+			if tt.parked {
+				must(t, os.WriteFile(parked, []byte("kind: Pod # parked\n"), 0o600))
+			}
+			if tt.inPlace {
+				must(t, os.WriteFile(manifest, []byte("kind: Pod # in place\n"), 0o600))
+			}
+			out, err := runSh(t, unparkSh(), parked, manifest)
+			if (err != nil) != tt.wantErr || out != tt.wantOut {
+				t.Fatalf("unpark.sh: %q, %v; want %q, error %v", out, err, tt.wantOut, tt.wantErr)
+			}
+			if _, err := os.Stat(parked); (err == nil) != tt.wantParked {
+				t.Errorf("parked copy present=%v, want %v", err == nil, tt.wantParked)
+			}
+			b, err := os.ReadFile(manifest)
+			switch {
+			case tt.parked && !tt.inPlace && (err != nil || string(b) != "kind: Pod # parked\n"):
+				t.Errorf("manifest after unpark: %q, %v", b, err)
+			case tt.inPlace && string(b) != "kind: Pod # in place\n":
+				t.Errorf("the manifest in place was overwritten: %q", b)
+			}
+			if tt.wantOut == "moved-back\n" {
+				if _, err := os.Stat(filepath.Join(dir, "parked")); !os.IsNotExist(err) {
+					t.Errorf("empty park directories left behind: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -26,24 +26,13 @@ now() { date +%s.%N; }
 listening() {
   awk -v p="$(printf ':%04X' "$1")" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
-# unpark NAME MANIFEST: put the manifest back atomically, unless one is there.
-unpark() {
-  src="$park/$1.yaml"
-  [ -f "$src" ] || return 0
-  if [ -e "$2" ]; then
-    echo "$2 exists; leaving the parked copy $src" >&2
-    return 3
-  fi
-  tmp="$(dirname "$2")/.$(basename "$2").kplay-tmp"
-  cp -a "$src" "$tmp" && mv -f "$tmp" "$2" && rm -f "$src"
-}
 n=$(($# / 6))
-# podpid comes from pod_lib.sh, sent in front of this script.
+# podpid and unpark come from pod_lib.sh, sent in front of this script.
 unpark_all() {
   # shellcheck disable=SC2086 # word splitting is the point
   set -- $pods
   while [ $# -ge 6 ]; do
-    unpark "$1" "$3" || true
+    unpark "$park/$1.yaml" "$3" || true
     shift 6
   done
   if rmdir "$park" 2>/dev/null; then rmdir "$(dirname "$park")" 2>/dev/null || true; fi
@@ -75,60 +64,59 @@ while [ $# -ge 6 ]; do
   echo "parked $1 $(now)"
   shift 6
 done
-# Wait for each pod to stop, and put it back at once.
-left=$n
-deadline=$(($(date +%s) + down_timeout))
+# down_pod NAME COMM MANIFEST OLDPID PORT MATCH: if the pod's old process
+# is gone (or, with no OLDPID, its port closed), put its manifest back.
+down_pod() {
+  if [ "$4" != - ]; then
+    [ ! -e "/proc/$4" ] || return 1
+  elif listening "$5"; then
+    return 1
+  fi
+  echo "down $1 $(now)"
+  unpark "$park/$1.yaml" "$3" || exit 3
+  echo "back $1 $(now)"
+}
+# up_pod NAME COMM MANIFEST OLDPID PORT MATCH: whether the pod's new process
+# runs (or, with no OLDPID, its port listens).
+up_pod() {
+  pid=
+  if [ "$4" != - ]; then
+    pid=$(podpid "$2" "$6") || pid=
+    [ "$pid" = "$4" ] && pid=
+  elif listening "$5"; then
+    pid=-
+  fi
+  [ -n "$pid" ] || return 1
+  echo "up $1 $(now) $pid"
+}
+# await PHASE TIMEOUT: poll PHASE_pod for every pod not yet past PHASE
+# (down or up), every 0.1 s, until all are (status 0) or TIMEOUT seconds
+# pass (status 3).
+await() {
+  phase=$1 left=$n
+  deadline=$(($(date +%s) + $2))
+  while :; do
+    # shellcheck disable=SC2086
+    set -- $pods
+    while [ $# -ge 6 ]; do
+      case " $state " in
+      *" $1:$phase "*) ;;
+      *) if "${phase}_pod" "$@"; then state="$state $1:$phase"; left=$((left - 1)); fi ;;
+      esac
+      shift 6
+    done
+    [ "$left" -gt 0 ] || return 0
+    [ "$(date +%s)" -lt "$deadline" ] || return 3
+    sleep 0.1
+  done
+}
+# Wait for each pod to stop, and put it back at once; then for each new process.
 state=
-while [ "$left" -gt 0 ]; do
-  # shellcheck disable=SC2086
-  set -- $pods
-  while [ $# -ge 6 ]; do
-    case " $state " in *" $1:down "*) shift 6; continue ;; esac
-    if [ "$4" != - ]; then gone=0; [ -e "/proc/$4" ] || gone=1
-    else gone=1; listening "$5" && gone=0; fi
-    if [ "$gone" = 1 ]; then
-      echo "down $1 $(now)"
-      unpark "$1" "$3" || exit 3
-      echo "back $1 $(now)"
-      state="$state $1:down"
-      left=$((left - 1))
-    fi
-    shift 6
-  done
-  [ "$left" -gt 0 ] || break
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    phase=down
-    echo "timed out after ${down_timeout}s waiting for the kubelet to stop $(waiting)" >&2
-    exit 3
-  fi
-  sleep 0.1
-done
-# Wait for each pod's new process.
-left=$n
-deadline=$(($(date +%s) + up_timeout))
-while [ "$left" -gt 0 ]; do
-  # shellcheck disable=SC2086
-  set -- $pods
-  while [ $# -ge 6 ]; do
-    case " $state " in *" $1:up "*) shift 6; continue ;; esac
-    pid=
-    if [ "$4" != - ]; then
-      pid=$(podpid "$2" "$6") || pid=
-      [ "$pid" = "$4" ] && pid=
-    elif listening "$5"; then pid=-
-    fi
-    if [ -n "$pid" ]; then
-      echo "up $1 $(now) $pid"
-      state="$state $1:up"
-      left=$((left - 1))
-    fi
-    shift 6
-  done
-  [ "$left" -gt 0 ] || break
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    phase=up
-    echo "timed out after ${up_timeout}s waiting for the kubelet to start $(waiting) again" >&2
-    exit 3
-  fi
-  sleep 0.1
-done
+if ! await down "$down_timeout"; then
+  echo "timed out after ${down_timeout}s waiting for the kubelet to stop $(waiting)" >&2
+  exit 3
+fi
+if ! await up "$up_timeout"; then
+  echo "timed out after ${up_timeout}s waiting for the kubelet to start $(waiting) again" >&2
+  exit 3
+fi
