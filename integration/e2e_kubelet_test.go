@@ -3,17 +3,10 @@
 package integration
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -40,89 +33,15 @@ steps:
       restart: "true"
 `
 
-// e2eCA reads the cluster CA (certificate and key) from a host's directory
-// on the controller.
-func e2eCA(t *testing.T, h *testbed.Host) (*x509.Certificate, crypto.Signer, []byte) {
-	t.Helper()
-	caPEM, err := os.ReadFile(h.Path("/etc/kubernetes/pki/ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := parseCertPEM(caPEM)
-	if err != nil {
-		t.Fatalf("ca.crt: %v", err)
-	}
-	keyPEM, err := os.ReadFile(h.Path("/etc/kubernetes/pki/ca.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(keyPEM)
-	if blk == nil {
-		t.Fatal("ca.key holds no PEM")
-	}
-	var key any
-	switch blk.Type {
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(blk.Bytes)
-	default:
-		key, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	}
-	if err != nil {
-		t.Fatalf("ca.key: %v", err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		t.Fatalf("ca.key: %T cannot sign", key)
-	}
-	return ca, signer, caPEM
-}
-
-// e2eExpireKubeletClient overwrites the file h's kubelet-client-current.pem
-// points at with an expired certificate and key for system:node:NAME,
-// signed by the cluster CA, and returns that PEM (certificate, then key).
-func e2eExpireKubeletClient(t *testing.T, h *testbed.Host, ca *x509.Certificate, caKey crypto.Signer) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(now.UnixNano()),
-		Subject:      pkix.Name{CommonName: "system:node:" + h.Name, Organization: []string{"system:nodes"}},
-		NotBefore:    now.Add(-366 * 24 * time.Hour), NotAfter: now.Add(-time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})...)
-	if err := os.WriteFile(kubeletClientFile(t, h), data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
 // kubeletClientFile is the controller-side path of the file h's
 // kubelet-client-current.pem points at.
 func kubeletClientFile(t *testing.T, h *testbed.Host) string {
 	t.Helper()
-	cur := h.Path(testbed.KubeletClientCertPath)
-	target, err := os.Readlink(cur)
+	f, err := h.KubeletClientFile()
 	if err != nil {
-		t.Fatalf("%s: kubelet-client-current.pem is not a symlink: %v", h.Name, err)
+		t.Fatal(err)
 	}
-	if filepath.IsAbs(target) {
-		return h.Path(target)
-	}
-	return filepath.Join(filepath.Dir(cur), target)
+	return f
 }
 
 // selfSubjectReview is the answer of POST selfsubjectreviews.
@@ -198,8 +117,14 @@ func whoAmI(t *testing.T, h *testbed.Host, caPEM, credPEM []byte) (int, selfSubj
 func TestE2EKubeletClientRecovered(t *testing.T) {
 	b := realBed(t, false)
 	cp1 := b.Hosts[0]
-	ca, caKey, caPEM := e2eCA(t, cp1)
-	oldCred := e2eExpireKubeletClient(t, cp1, ca, caKey)
+	caPEM, err := os.ReadFile(cp1.Path("/etc/kubernetes/pki/ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldCred, _, err := cp1.ExpireKubeletClient()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// The expired credential: the real apiserver says 401.
 	if code, _ := whoAmI(t, cp1, caPEM, oldCred); code != http.StatusUnauthorized {

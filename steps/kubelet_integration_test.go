@@ -2,20 +2,14 @@ package steps_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -68,85 +62,6 @@ func kubeletTree(t *testing.T, h *testbed.Host) map[string]string {
 	return m
 }
 
-// bedCA reads the bed's cluster CA from a host's directory on the controller.
-func bedCA(t *testing.T, h *testbed.Host) (*x509.Certificate, crypto.Signer) {
-	t.Helper()
-	cb, err := os.ReadFile(h.Path("/etc/kubernetes/pki/ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(cb)
-	if blk == nil {
-		t.Fatal("ca.crt holds no PEM")
-	}
-	ca, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := os.ReadFile(h.Path("/etc/kubernetes/pki/ca.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kblk, _ := pem.Decode(kb)
-	if kblk == nil {
-		t.Fatal("ca.key holds no PEM")
-	}
-	var key any
-	switch kblk.Type {
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(kblk.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(kblk.Bytes)
-	default:
-		key, err = x509.ParsePKCS8PrivateKey(kblk.Bytes)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		t.Fatalf("ca.key: %T cannot sign", key)
-	}
-	return ca, signer
-}
-
-// expireKubeletClient overwrites the file kubelet-client-current.pem points
-// at with an expired certificate and key for system:node:NAME signed by ca,
-// as a node that was down past its rotation would have.
-func expireKubeletClient(t *testing.T, h *testbed.Host, ca *x509.Certificate, caKey crypto.Signer) *x509.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(now.UnixNano()),
-		Subject:      pkix.Name{CommonName: "system:node:" + h.Name, Organization: []string{"system:nodes"}},
-		NotBefore:    now.Add(-366 * 24 * time.Hour), NotAfter: now.Add(-time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur := h.Path(testbed.KubeletClientCertPath)
-	target, err := os.Readlink(cur)
-	if err != nil {
-		t.Fatalf("kubelet-client-current.pem is not a symlink: %v", err)
-	}
-	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})...)
-	if err := os.WriteFile(filepath.Join(filepath.Dir(cur), target), data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return c
-}
-
 // lines counts the lines of a file (0 if it does not exist).
 func lines(t *testing.T, p string) int {
 	t.Helper()
@@ -168,8 +83,14 @@ func lines(t *testing.T, p string) int {
 func TestIntegrationRenewKubeletClientOverSSH(t *testing.T) {
 	b := testbed.Require(t, testbed.Options{Hosts: 1, Kube: true, KeyAlgorithm: "ECDSA-P256"})
 	h := b.Hosts[0]
-	ca, caKey := bedCA(t, h)
-	old := expireKubeletClient(t, h, ca, caKey)
+	ca, _, err := h.ClusterCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, old, err := h.ExpireKubeletClient()
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := dial(t, b, h)
 	tg := steps.NewTarget(c, fmt.Sprintf("it-%d", time.Now().UnixNano()))
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)

@@ -279,33 +279,11 @@ func loadCA(pki string) (*x509.Certificate, crypto.Signer, error) {
 // O system:nodes, in kubelet-client-DATE.pem with kubelet-client-current.pem
 // a symlink to it.
 func writeKubeletClientCert(h *Host, ca *x509.Certificate, caKey crypto.Signer) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("kubelet client key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return fmt.Errorf("kubelet client serial: %w", err)
-	}
 	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "system:node:" + h.Name, Organization: []string{"system:nodes"}},
-		NotBefore:    now.Add(-5 * time.Minute).UTC(),
-		NotAfter:     now.Add(kubeletClientValidity).UTC(),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	data, _, err := signKubeletClient(h.Name, ca, caKey, now.Add(-5*time.Minute), now.Add(kubeletClientValidity))
 	if err != nil {
-		return fmt.Errorf("sign kubelet client certificate: %w", err)
+		return err
 	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("encode kubelet client key: %w", err)
-	}
-	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	data = append(data, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})...)
 	dir := h.Path(filepath.Dir(KubeletClientCertPath))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("kubelet pki dir: %w", err)
@@ -320,6 +298,87 @@ func writeKubeletClientCert(h *Host, ca *x509.Certificate, caKey crypto.Signer) 
 		return fmt.Errorf("link kubelet client certificate: %w", err)
 	}
 	return nil
+}
+
+// signKubeletClient makes a kubelet client certificate and key for node
+// (ECDSA P-256, CN system:node:NODE, O system:nodes) valid from notBefore to
+// notAfter, signed by ca: the PEM certificate then key, and the certificate.
+func signKubeletClient(node string, ca *x509.Certificate, caKey crypto.Signer, notBefore, notAfter time.Time) ([]byte, *x509.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubelet client key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubelet client serial: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "system:node:" + node, Organization: []string{"system:nodes"}},
+		NotBefore:    notBefore.UTC(),
+		NotAfter:     notAfter.UTC(),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign kubelet client certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse kubelet client certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode kubelet client key: %w", err)
+	}
+	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	data = append(data, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})...)
+	return data, cert, nil
+}
+
+// ClusterCA reads the cluster CA certificate and key of a Kube host, from
+// its directory on the controller.
+func (h *Host) ClusterCA() (*x509.Certificate, crypto.Signer, error) {
+	return loadCA(h.Path("/etc/kubernetes/pki"))
+}
+
+// KubeletClientFile is the controller-side path of the file the host's
+// kubelet-client-current.pem points at.
+func (h *Host) KubeletClientFile() (string, error) {
+	cur := h.Path(KubeletClientCertPath)
+	target, err := os.Readlink(cur)
+	if err != nil {
+		return "", fmt.Errorf("%s: kubelet-client-current.pem is not a symlink: %w", h.Name, err)
+	}
+	if filepath.IsAbs(target) {
+		return h.Path(target), nil
+	}
+	return filepath.Join(filepath.Dir(cur), target), nil
+}
+
+// ExpireKubeletClient overwrites the file kubelet-client-current.pem points
+// at with a certificate and key for system:node:NAME, signed by the cluster
+// CA, that expired an hour ago: a node that was down past its rotation. It
+// returns the new file's contents (certificate, then key) and certificate.
+func (h *Host) ExpireKubeletClient() ([]byte, *x509.Certificate, error) {
+	ca, caKey, err := h.ClusterCA()
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	data, cert, err := signKubeletClient(h.Name, ca, caKey, now.Add(-366*24*time.Hour), now.Add(-time.Hour))
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := h.KubeletClientFile()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile(f, data, 0o600); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", h.Name, err)
+	}
+	return data, cert, nil
 }
 
 // linkOrCopy hard-links src to dst, or copies it if they are on different
