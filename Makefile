@@ -32,7 +32,7 @@ lint:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
-	shellcheck -s sh steps/scripts/*.sh runner/scripts/*.sh
+	shellcheck -s sh steps/scripts/*.sh runner/scripts/*.sh remote/scripts/*.sh
 	shellcheck -s bash testbed/build/*.sh testbed/demo.sh .ci/deps.sh .ci/run
 	$(GO) run ./internal/lint/funclen -max 80 cmd runner steps remote internal
 	@if git grep -n 'InsecureIgnoreHostKey' -- '*.go' ':!*_test.go'; then \

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	_ "embed" // scripts/kill.sh, write_file.sh
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -482,19 +483,18 @@ func (c *Client) wrap(tag, cmd string) string {
 	return c.sudo + "env KPLAY_CMD=" + tag + " sh -c " + shellquote.Quote(cmd)
 }
 
-// killScript kills every process whose environment carries tag, including
-// children that left the command's session or process group (setsid,
-// nohup, double forks): they inherit the environment. Each pass first
-// stops what it finds, so nothing can fork a new child between the scan and
-// the kill, and passes repeat until one finds nothing.
-func killScript(tag string) string {
-	// One grep per pass reads every environment (a grep per process takes
-	// seconds on a busy host); -z -x -F matches one whole NAME=VALUE entry.
-	return `t=` + shellquote.Quote("KPLAY_CMD="+tag) + `; n=0; while [ $n -lt 20 ]; do n=$((n+1)); found=; ` +
-		`for f in $(grep -lzxF -- "$t" /proc/[0-9]*/environ 2>/dev/null); do p=${f#/proc/}; p=${p%/environ}; ` +
-		`kill -STOP "$p" 2>/dev/null && found="$found $p"; done; ` +
-		`[ -n "$found" ] || break; kill -KILL $found 2>/dev/null; done; true`
-}
+// killScript kills every process whose environment carries tag
+// (scripts/kill.sh).
+func killScript(tag string) string { return shellquote.Script(killSh, tag) }
+
+// The transport's own scripts (remote/scripts), run with sh and quoted
+// arguments.
+var (
+	//go:embed scripts/kill.sh
+	killSh string
+	//go:embed scripts/write_file.sh
+	writeFileSh string
+)
 
 // kill kills every process on the host whose environment carries tag. It
 // uses its own short timeout: the caller's context is already done.
@@ -568,9 +568,7 @@ func (c *Client) ReadFile(ctx context.Context, p string) ([]byte, error) {
 // WriteFile writes data to p atomically: a temp file in the same directory
 // with mode, then a rename. On failure the temp file is removed.
 func (c *Client) WriteFile(ctx context.Context, p string, data []byte, mode fs.FileMode) error {
-	dir := path.Dir(p)
-	script := `set -e; umask 077; t=$(mktemp ` + shellquote.Quote(dir+"/.kplay.XXXXXX") + `); trap 'rm -f "$t"' EXIT; ` +
-		`cat > "$t"; chmod ` + fmt.Sprintf("%04o", mode.Perm()) + ` "$t"; mv -f "$t" ` + shellquote.Quote(p) + `; trap - EXIT`
+	script := shellquote.Script(writeFileSh, p, fmt.Sprintf("%04o", mode.Perm()))
 	if _, err := c.RunInput(ctx, script, data); err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
