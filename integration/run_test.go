@@ -445,6 +445,7 @@ func TestBadInputContactsNoHost(t *testing.T) {
 		want     string
 	}{
 		{"unknown variable", "hosts: all\nsteps:\n  - shell: echo {{ nope }}\n", nil, `:3: key "steps[0].shell.cmd": unknown variable "nope"`},
+		{"template in quotes", "hosts: all\nsteps:\n  - shell: |\n      set -e\n      echo '{{ host.name }}'\n", nil, `:3: key "steps[0].shell.cmd": line 2 of the command: {{ host.name }} is inside single quotes`},
 		{"unknown key", "hosts: all\nsteps:\n  - shell: {cmd: x, undoo: y}\n", nil, `:3: key "steps[0].shell.undoo": unknown key`},
 		{"unknown host", "hosts: cp9\nsteps:\n  - shell: x\n", nil, `:1: key "hosts": unknown host or group "cp9"`},
 		{"bad flag", "hosts: all\nsteps:\n  - shell: x\n", []string{"--forks", "many"}, `invalid value "many" for flag -forks`},

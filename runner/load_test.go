@@ -288,3 +288,43 @@ func fmtInts(a []int) string {
 	}
 	return b.String()
 }
+
+// TestQuotedTemplateRejected: a template inside quotes in a shell command is
+// refused, naming the line, unless written | raw; quotes elsewhere are fine.
+func TestQuotedTemplateRejected(t *testing.T) {
+	v := NewVars(map[string]string{"x": "'; touch /tmp/pwned #", "d": "/etc/kubernetes"})
+	tests := []struct {
+		name, cmd string
+		errHas    string // "" means accepted
+		want      string // the expansion, when accepted
+	}{
+		{"bare", "ls {{ x }}", "", `ls ''\''; touch /tmp/pwned #'`},
+		{"single quotes", "echo '{{ x }}'", "line 1 of the command: {{ x }} is inside single quotes", ""},
+		{"double quotes", `echo "dir: {{ d }}"`, "{{ d }} is inside double quotes", ""},
+		{"quote filter inside quotes", `echo "{{ d | quote }}"`, "{{ d | quote }} is inside double quotes", ""},
+		{"raw inside quotes", `echo "{{ d | raw }}"`, "", `echo "/etc/kubernetes"`},
+		{"after closed quotes", `echo 'a' "b" {{ d }}`, "", `echo 'a' "b" /etc/kubernetes`},
+		{"escaped quote", `echo \' {{ d }}`, "", `echo \' /etc/kubernetes`},
+		{"double quote inside single", `echo '"' {{ d }}`, "", `echo '"' /etc/kubernetes`},
+		{"escaped double quote inside double", `echo "a\"" {{ d }}`, "", `echo "a\"" /etc/kubernetes`},
+		{"third line", "set -e\ncd /\nprintf '%s' '{{ x }}'", "line 3 of the command", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := v.Shell(tt.cmd)
+			if tt.errHas != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
+					t.Fatalf("Shell(%q) = %q, %v; want an error with %q", tt.cmd, got, err, tt.errHas)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Shell(%q) = %q, %v; want %q", tt.cmd, got, err, tt.want)
+			}
+		})
+	}
+	// Text (paths, not commands) is not shell: quotes there are literal.
+	if got, err := v.Text("'{{ d }}'"); err != nil || got != "'/etc/kubernetes'" {
+		t.Errorf("Text: %q, %v", got, err)
+	}
+}

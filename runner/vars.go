@@ -41,6 +41,11 @@ func (v *Vars) Text(s string) (string, error) { return v.expand(s, false) }
 func (v *Vars) Shell(s string) (string, error) { return v.expand(s, true) }
 
 func (v *Vars) expand(s string, quote bool) (string, error) {
+	if quote {
+		if err := quotedTemplate(s); err != nil {
+			return "", err
+		}
+	}
 	var firstErr error
 	out := tmplRe.ReplaceAllStringFunc(s, func(m string) string {
 		sub := tmplRe.FindStringSubmatch(m)
@@ -79,6 +84,50 @@ func (v *Vars) expand(s string, quote bool) (string, error) {
 		return "", fmt.Errorf("malformed template in %q: use {{ name }} or {{ name | raw }}", s)
 	}
 	return out, nil
+}
+
+// quotedTemplate rejects a template that a shell command puts inside single
+// or double quotes: kplay quotes the value itself, so within quotes the
+// value's own quotes would end the user's and let it run as code ('{{ x }}'
+// with x = "'; rm -rf / #"). Only {{ x | raw }} may stand there, on purpose.
+func quotedTemplate(s string) error {
+	locs := tmplRe.FindAllStringSubmatchIndex(s, -1)
+	next := 0  // the next template in locs
+	var q byte // the open quote: ' or ", or 0
+	line := 1
+	for i := 0; i < len(s); i++ {
+		if next < len(locs) && i == locs[next][0] {
+			loc := locs[next]
+			next++
+			if q != 0 && (loc[6] < 0 || s[loc[6]:loc[7]] != "raw") {
+				what := map[byte]string{'\'': "single", '"': "double"}[q]
+				return fmt.Errorf("line %d of the command: %s is inside %s quotes, where the quotes kplay puts around its value would end yours: remove the quotes around it (kplay quotes the value), or write {{ %s | raw }} if you quote it yourself on purpose",
+					line, s[loc[0]:loc[1]], what, s[loc[2]:loc[3]])
+			}
+			i = loc[1] - 1
+			continue
+		}
+		switch c := s[i]; {
+		case c == '\n':
+			line++
+		case q == '\'':
+			if c == '\'' {
+				q = 0
+			}
+		case c == '\\' && i+1 < len(s):
+			if s[i+1] == '\n' {
+				line++
+			}
+			i++ // an escaped character, outside single quotes
+		case q == '"':
+			if c == '"' {
+				q = 0
+			}
+		case c == '\'' || c == '"':
+			q = c
+		}
+	}
+	return nil
 }
 
 func stripTemplates(s string) string { return tmplRe.ReplaceAllString(s, "") }
