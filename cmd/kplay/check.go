@@ -51,21 +51,7 @@ func cmdCheck(ctx, rollbackCtx context.Context, args []string, stdout, stderr io
 	}
 	// Each host's error is also in rep: summarise reports it (NOT CHECKED).
 	out, all, expiring := summarise(rep, time.Now(), f.within.d, f.inventory)
-	if f.output == "json" {
-		_ = certreport.WriteJSON(stdout, &out)
-		return out.ExitCode
-	}
-	_ = steps.WriteCertTable(stdout, all, true)
-	fmt.Fprintln(stdout)
-	for _, h := range out.Hosts {
-		if h.Error != "" {
-			fmt.Fprintf(stdout, "%s: NOT CHECKED: %s\n", h.Name, h.Error)
-		}
-	}
-	for _, line := range checkVerdict(out, expiring) {
-		fmt.Fprintln(stdout, line)
-	}
-	return out.ExitCode
+	return writeCheck(f, out, all, expiring, stdout, stderr)
 }
 
 // checkPlan compiles the built-in check playbook against the inventory: on
