@@ -13,7 +13,8 @@ import (
 // checkWriters are the report formats of kplay check other than text.
 var checkWriters = map[string]func(io.Writer, *certreport.Report) error{
 	"json":  certreport.WriteJSON,
-	"junit": certreport.WriteJUnit,
+	"junit":      certreport.WriteJUnit,
+	"prometheus": certreport.WritePrometheus,
 }
 
 // writeCheck writes the check's report: the chosen format on stdout, or

@@ -32,6 +32,8 @@ func TestWriteCheckOutputFile(t *testing.T) {
 			[]string{"cp2: NOT CHECKED", "FAIL: 1 certificate(s) expire within 30d", "junit report written to"}, `<error message="cp2 could not be checked`},
 		{"json to a file", "json", filepath.Join(dir, "a.json"), summary(fine), exitOK,
 			[]string{"OK: no certificate expires within 30d"}, `"schema_version": 1`},
+		{"prometheus to a file", "prometheus", filepath.Join(dir, "kplay.prom"), summary(expiring), exitExpiring,
+			[]string{"prometheus report written to"}, `kplay_check_host_up{host="cp2"} 0`},
 		{"junit on stdout", "junit", "", summary(fine), exitOK, []string{`<testsuite name="cp1"`}, ""},
 		{"unwritable file, nothing expiring", "json", filepath.Join(dir, "gone", "a.json"), summary(fine), exitFailed,
 			[]string{"OK: no certificate expires"}, ""},

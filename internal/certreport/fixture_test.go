@@ -34,7 +34,7 @@ func fixture() *Report {
 		{Host: "cp1", Name: "super-admin.conf", Path: "/etc/kubernetes/super-admin.conf", Kind: steps.KindKubeconfig, Missing: true, Renewable: true},
 	}
 	cp2 := steps.CertList{
-		certInfo("cp2", "apiserver", "/etc/kubernetes/pki/apiserver.crt", steps.KindPKI, `CN=kube-apiserver "quoted"\ne`, "CN=kubernetes", 300*day),
+		certInfo("cp2", "apiserver", "/etc/kubernetes/pki/apiserver.crt", steps.KindPKI, "CN=kube-apiserver \"quoted\"\nline", "CN=kubernetes", 300*day),
 	}
 	for _, l := range []steps.CertList{cp1, cp2} {
 		l.SetAge(now)
