@@ -12,7 +12,7 @@ import (
 
 // checkWriters are the report formats of kplay check other than text.
 var checkWriters = map[string]func(io.Writer, *certreport.Report) error{
-	"json":  certreport.WriteJSON,
+	"json":       certreport.WriteJSON,
 	"junit":      certreport.WriteJUnit,
 	"prometheus": certreport.WritePrometheus,
 }
