@@ -28,6 +28,7 @@ type commonFlags struct {
 	breakLock   bool
 	within      durationFlag
 	outputFile  string
+	verbose     bool
 	playbookArg []string
 }
 
@@ -82,6 +83,7 @@ func parseFlags(name string, args []string, stderr io.Writer, withPlaybook, with
 	fs.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust and record the key of a host not in known_hosts (never a changed key)")
 	fs.Var(f.vars, "var", "set a variable, `key=value` (repeatable; wins over all others)")
 	if withPlaybook {
+		fs.BoolVar(&f.verbose, "v", false, "show each shell command's full output under its step line (text output)")
 		fs.BoolVar(&f.dryRun, "dry-run", false, "change nothing: show per host what each step would do (takes no run lock)")
 		fs.BoolVar(&f.breakLock, "break-lock", false, "clear a stale run lock ("+runner.DefaultLockDir+") left on a host by a run that is gone: "+
 			"its process on this controller has exited, or its heartbeat stopped 90s ago; a live lock is never cleared")

@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
+	"github.com/kplay/kplay/internal/runlog"
 	"github.com/kplay/kplay/internal/shellquote"
 	"github.com/kplay/kplay/runner"
 	"github.com/kplay/kplay/steps"
@@ -69,9 +71,14 @@ func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags
 		DefaultTimeout: f.timeout.d,
 		Dial:           runner.SSHDialer(f.acceptNew, os.Getenv("KPLAY_BECOME_PASSWORD")),
 		RollbackCtx:    rollbackCtx,
+		RunID:          runner.NewRunID(time.Now()),
 	}
 	if !f.dryRun {
 		opts.Lock = &runner.LockOptions{Break: f.breakLock}
+	}
+	if log := openRunLog(opts.RunID, stderr); log != nil {
+		opts.Events = log
+		defer closeRunLog(log, stderr)
 	}
 	var lw *runner.LineWriter
 	if f.output == "text" {
@@ -80,6 +87,7 @@ func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags
 			progress = stderr
 		}
 		lw = runner.NewLineWriter(stdout, progress, len(plan.Hosts))
+		lw.Verbose = f.verbose
 		opts.OnStep = lw.Step
 		opts.OnRollback = lw.Rollback
 		mode := "run"
@@ -147,4 +155,28 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// openRunLog creates the run's log under the state directory. A log that
+// cannot be created is reported on stderr and the run goes on without one:
+// the record must not stop a renewal.
+func openRunLog(runID string, stderr io.Writer) *runlog.Log {
+	dir, err := runlog.Dir(os.Getenv)
+	if err == nil {
+		var log *runlog.Log
+		if log, err = runlog.Create(dir, runID); err == nil {
+			return log
+		}
+	}
+	fmt.Fprintf(stderr, "kplay: %v (the run goes on without a run log)\n", err)
+	return nil
+}
+
+// closeRunLog closes the run log and says where it is.
+func closeRunLog(log *runlog.Log, stderr io.Writer) {
+	if err := log.Close(); err != nil {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return
+	}
+	fmt.Fprintf(stderr, "kplay: run log: %s\n", log.Path())
 }
