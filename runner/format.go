@@ -97,7 +97,9 @@ func WriteJSON(w io.Writer, rep *Report) error {
 // a terminal keeps a live progress line below them.
 type LineWriter struct {
 	// Verbose shows each step's full command output under its line.
-	Verbose  bool
+	Verbose bool
+	// Color makes the progress counter bold (off under NO_COLOR).
+	Color    bool
 	mu       sync.Mutex
 	w        io.Writer
 	progress io.Writer // nil when not a terminal
@@ -144,7 +146,11 @@ func (l *LineWriter) print(line string, h *HostReport, s *StepReport) {
 		l.done[h.Name] = true
 	}
 	if l.progress != nil {
-		l.last = fmt.Sprintf("[%d/%d hosts done] %s: %s", len(l.done), l.total, h.Name, s.Name)
+		counter := fmt.Sprintf("[%d/%d hosts done]", len(l.done), l.total)
+		if l.Color {
+			counter = "\033[1m" + counter + "\033[0m"
+		}
+		l.last = counter + " " + h.Name + ": " + s.Name
 		fmt.Fprint(l.progress, l.last)
 	}
 }

@@ -100,3 +100,22 @@ func TestVerboseShowsOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressColor: the counter is bold only when Color is set.
+func TestProgressColor(t *testing.T) {
+	h := &HostReport{Name: "cp1"}
+	s := &StepReport{Name: "a", Status: StatusOK}
+	h.Steps = []*StepReport{s}
+	for _, color := range []bool{false, true} {
+		var out, progress strings.Builder
+		lw := NewLineWriter(&out, &progress, 1)
+		lw.Color = color
+		lw.Step(h, s)
+		if got := strings.Contains(progress.String(), "\033[1m[1/1 hosts done]\033[0m"); got != color {
+			t.Errorf("color=%v: progress %q", color, progress.String())
+		}
+		if strings.Contains(out.String(), "\033") {
+			t.Errorf("escape codes in the step lines: %q", out.String())
+		}
+	}
+}
