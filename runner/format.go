@@ -96,6 +96,10 @@ func WriteJSON(w io.Writer, rep *Report) error {
 // LineWriter serialises lines from many goroutines onto one writer, and on
 // a terminal keeps a live progress line below them.
 type LineWriter struct {
+	// Verbose shows each step's full command output under its line.
+	Verbose bool
+	// Color makes the progress counter bold (off under NO_COLOR).
+	Color    bool
 	mu       sync.Mutex
 	w        io.Writer
 	progress io.Writer // nil when not a terminal
@@ -112,7 +116,18 @@ func NewLineWriter(w, progress io.Writer, totalHosts int) *LineWriter {
 
 // Step prints one finished step.
 func (l *LineWriter) Step(h *HostReport, s *StepReport) {
-	l.print(StepLine(h, s), h, s)
+	line := StepLine(h, s)
+	if l.Verbose && s.Output != "" {
+		line += "\n" + indent(s.Output)
+	}
+	l.print(line, h, s)
+}
+
+// indent prefixes every line of out, trailing newline dropped, to set
+// command output apart from the step lines.
+func indent(out string) string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	return "    | " + strings.Join(lines, "\n    | ")
 }
 
 // Rollback prints one finished undo.
@@ -131,7 +146,11 @@ func (l *LineWriter) print(line string, h *HostReport, s *StepReport) {
 		l.done[h.Name] = true
 	}
 	if l.progress != nil {
-		l.last = fmt.Sprintf("[%d/%d hosts done] %s: %s", len(l.done), l.total, h.Name, s.Name)
+		counter := fmt.Sprintf("[%d/%d hosts done]", len(l.done), l.total)
+		if l.Color {
+			counter = "\033[1m" + counter + "\033[0m"
+		}
+		l.last = counter + " " + h.Name + ": " + s.Name
 		fmt.Fprint(l.progress, l.last)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,4 +82,40 @@ func TestGoldenJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "report.json.golden", b.Bytes())
+}
+
+// TestVerboseShowsOutput: -v puts the step's full output under its line.
+func TestVerboseShowsOutput(t *testing.T) {
+	h := &HostReport{Name: "cp1"}
+	s := &StepReport{Name: "hello", Status: StatusChanged, Message: "two", Output: "one\ntwo\n"}
+	h.Steps = []*StepReport{s}
+	for _, verbose := range []bool{false, true} {
+		var b strings.Builder
+		lw := NewLineWriter(&b, nil, 1)
+		lw.Verbose = verbose
+		lw.Step(h, s)
+		got := strings.Contains(b.String(), "    | one\n    | two\n")
+		if got != verbose {
+			t.Errorf("verbose=%v: output shown=%v:\n%s", verbose, got, b.String())
+		}
+	}
+}
+
+// TestProgressColor: the counter is bold only when Color is set.
+func TestProgressColor(t *testing.T) {
+	h := &HostReport{Name: "cp1"}
+	s := &StepReport{Name: "a", Status: StatusOK}
+	h.Steps = []*StepReport{s}
+	for _, color := range []bool{false, true} {
+		var out, progress strings.Builder
+		lw := NewLineWriter(&out, &progress, 1)
+		lw.Color = color
+		lw.Step(h, s)
+		if got := strings.Contains(progress.String(), "\033[1m[1/1 hosts done]\033[0m"); got != color {
+			t.Errorf("color=%v: progress %q", color, progress.String())
+		}
+		if strings.Contains(out.String(), "\033") {
+			t.Errorf("escape codes in the step lines: %q", out.String())
+		}
+	}
 }

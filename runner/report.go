@@ -109,6 +109,9 @@ type StepReport struct {
 	Rollback string      `json:"rollback,omitempty"`
 	Plan     *steps.Plan `json:"plan,omitempty"`
 	Data     any         `json:"data,omitempty"`
+	// Output is the full output of a shell step's command, for -v and the
+	// run log; the report's JSON leaves it out (Message has its last line).
+	Output string `json:"-"`
 
 	rb rollbackOutcome
 }

@@ -49,6 +49,8 @@ type Options struct {
 	OnRollback func(h *HostReport, s *StepReport)
 	// RollbackCtx bounds all rollbacks (a second interrupt cancels it); nil means none.
 	RollbackCtx context.Context
+	// Events, if set, receives the run's events as they happen (a run log).
+	Events EventSink
 	// Lock, if set, takes the per-host run lock on every host before any
 	// change and releases it at the end, after any rollback. Ignored in a
 	// dry run, which changes nothing.
@@ -105,6 +107,7 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Report, error) {
 	}
 	r := newRun(plan, withDefaults(opts))
 	defer r.closeAll()
+	r.emit(Event{Type: EventRunStart, Playbook: plan.Playbook.Name, File: plan.Playbook.File, DryRun: r.opts.DryRun, Hosts: hostNames(plan)})
 	locked := true
 	if r.opts.Lock != nil && !r.opts.DryRun {
 		locked = r.lockHosts(ctx, cmp.Or(r.forks, 50))
@@ -132,6 +135,8 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Report, error) {
 		hr.tally()
 		r.rep.Totals.add(hr.Totals)
 	}
+	totals := r.rep.Totals
+	r.emit(Event{Type: EventRunEnd, Outcome: r.rep.outcome(r.merr.ErrorOrNil() != nil), Totals: &totals, DurationSec: r.rep.DurationSec})
 	return r.rep, r.merr.ErrorOrNil()
 }
 
@@ -315,6 +320,7 @@ func (r *run) runHost(ctx context.Context, pi int, pp *PlayPlan, h *HostSpec) {
 		hr.Error = err.Error()
 		r.hostErr(hr.err)
 		hr.State = r.describeState(hr)
+		r.emit(Event{Type: EventHostError, Host: h.Name, Error: hr.Error})
 		return
 	}
 	if hr.Status == StatusNotRun {
@@ -387,6 +393,7 @@ func (r *run) runStep(ctx context.Context, t *steps.Target, se *StepEntry, st st
 	}
 	start := time.Now()
 	sr.Started = start.UTC()
+	r.stepEvent(EventStepStart, hr, sr)
 	defer func() {
 		sr.Duration = time.Since(start)
 		sr.DurationSec = sr.Duration.Seconds()
@@ -401,7 +408,7 @@ func (r *run) runStep(ctx context.Context, t *steps.Target, se *StepEntry, st st
 		return nil
 	}
 	if err == nil {
-		sr.Changed, sr.Message, sr.Details, sr.Data = res.Changed, res.Message, res.Details, res.Data
+		sr.Changed, sr.Message, sr.Details, sr.Data, sr.Output = res.Changed, res.Message, res.Details, res.Data, string(res.Output)
 		sr.Status = StatusOK
 		if res.Changed {
 			sr.Status = StatusChanged
@@ -481,6 +488,7 @@ func timeoutErr(sctx context.Context, d time.Duration, err error) error {
 }
 
 func (r *run) notify(hr *HostReport, sr *StepReport) {
+	r.stepEvent(EventStepEnd, hr, sr)
 	if r.opts.OnStep != nil {
 		r.opts.OnStep(hr, sr)
 	}
@@ -516,6 +524,7 @@ func (r *run) rollback(hr *HostReport, t *steps.Target) {
 			u.step.Status = StatusRolledBack
 			u.step.rb = rbDone
 		}
+		r.stepEvent(EventRollback, hr, u.step)
 		if r.opts.OnRollback != nil {
 			r.opts.OnRollback(hr, u.step)
 		}

@@ -121,6 +121,12 @@ func (c *fakeConn) Close() error { return nil }
 // fakeRun compiles and runs playbook src on hosts h1..hN with fake steps.
 func fakeRun(t *testing.T, ctx context.Context, n int, src string, unreachable ...string) (*Report, []string, error) {
 	t.Helper()
+	return fakeRunWith(t, ctx, n, src, Options{RunID: "test"}, unreachable...)
+}
+
+// fakeRunWith is fakeRun with options (its Dial is replaced).
+func fakeRunWith(t *testing.T, ctx context.Context, n int, src string, opts Options, unreachable ...string) (*Report, []string, error) {
+	t.Helper()
 	ev := &events{}
 	reg := steps.Registry{"fake": func(node *yaml.Node, x steps.Expander) (steps.Step, error) {
 		s := &fakeStep{ev: ev}
@@ -153,7 +159,8 @@ func fakeRun(t *testing.T, ctx context.Context, n int, src string, unreachable .
 		ev.add("dial " + h.Name)
 		return &fakeConn{name: h.Name}, nil
 	}
-	rep, runErr := Run(ctx, plan, Options{Dial: dial, RunID: "test"})
+	opts.Dial = dial
+	rep, runErr := Run(ctx, plan, opts)
 	return rep, ev.all(), runErr
 }
 

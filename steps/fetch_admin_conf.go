@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kplay/kplay/internal/atomicfile"
 	"github.com/kplay/kplay/internal/yamlx"
 )
 
@@ -207,12 +208,12 @@ func (s *FetchAdminConf) Apply(ctx context.Context, t *Target) (Result, error) {
 	}
 	backup := dest + ".kplay-backup-" + t.RunID
 	if prev.existed {
-		if err := writeFileAtomic(backup, prev.data, 0o600); err != nil {
+		if err := atomicfile.WriteFile(backup, prev.data, 0o600); err != nil {
 			return Result{}, fmt.Errorf("keeping the previous %s: %w", dest, err)
 		}
 		details = append(details, "previous file kept as "+backup)
 	}
-	if err := writeFileAtomic(dest, data, 0o600); err != nil {
+	if err := atomicfile.WriteFile(dest, data, 0o600); err != nil {
 		return Result{}, fmt.Errorf("writing %s: %w", dest, err)
 	}
 	how := "wrote"
@@ -296,7 +297,7 @@ func (lf localFile) undo(dest, backup string) *Undo {
 			}
 			return nil
 		}
-		if err := writeFileAtomic(dest, lf.data, lf.mode); err != nil {
+		if err := atomicfile.WriteFile(dest, lf.data, lf.mode); err != nil {
 			return fmt.Errorf("restoring %s: %w", dest, err)
 		}
 		return nil
@@ -383,41 +384,4 @@ func mkdirPrivate(dir string) ([]string, error) {
 		created = append(created, d)
 	}
 	return created, nil
-}
-
-// writeFileAtomic writes p via a temp file in the same directory, then
-// renames it, with mode set explicitly (not subject to the umask).
-func writeFileAtomic(p string, data []byte, mode fs.FileMode) (err error) {
-	dir := filepath.Dir(p)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".kplay-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, p); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -81,7 +81,7 @@ func (s *Shell) Apply(ctx context.Context, t *Target) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("command %q: %w", s.Cmd, err)
 	}
-	r := Result{Changed: true, Message: lastLine(out)}
+	r := Result{Changed: true, Message: lastLine(out), Output: out}
 	if s.UndoCmd != "" {
 		undo := s.UndoCmd
 		r.Undo = &Undo{

@@ -114,6 +114,9 @@ type Result struct {
 	Details []string
 	// Data is structured detail for JSON output (for example certificates).
 	Data any
+	// Output is a command's full output, as the transport returned it, for
+	// -v and the run log (a shell step's stdout).
+	Output []byte
 	// Undo reverts the change, or is nil.
 	Undo *Undo
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,38 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kplay/kplay/internal/certreport"
 	"github.com/kplay/kplay/internal/shellquote"
 	"github.com/kplay/kplay/internal/yamlx"
 	"github.com/kplay/kplay/playbooks"
 	"github.com/kplay/kplay/runner"
 	"github.com/kplay/kplay/steps"
 )
-
-// checkJSON is the JSON document of kplay check.
-type checkJSON struct {
-	Within    string    `json:"within"`
-	CheckedAt time.Time `json:"checked_at"`
-	// Expiring counts the certificates that expire before checked_at + within, the expired ones included.
-	Expiring int `json:"expiring"`
-	// Expired counts the certificates that had already expired at checked_at.
-	Expired  int             `json:"expired"`
-	ExitCode int             `json:"exit_code"`
-	Hosts    []checkHostJSON `json:"hosts"`
-	RunID    string          `json:"run_id"`
-	// Unchecked names the hosts that could not be checked.
-	Unchecked []string `json:"unchecked,omitempty"`
-	// Renew is the command that renews the expiring certificates (exit 3 only).
-	Renew      string `json:"renew,omitempty"`
-	Thresholds string `json:"thresholds"`
-}
-
-// checkHostJSON is one host in kplay check's JSON.
-type checkHostJSON struct {
-	Name         string         `json:"name"`
-	Status       string         `json:"status"`
-	Error        string         `json:"error,omitempty"`
-	Certificates steps.CertList `json:"certificates"`
-}
 
 // checkThresholds explains the exit codes in the JSON document.
 const checkThresholds = "exit 3 when a certificate expires before checked_at + within, even if a host could not be checked; " +
@@ -77,23 +51,7 @@ func cmdCheck(ctx, rollbackCtx context.Context, args []string, stdout, stderr io
 	}
 	// Each host's error is also in rep: summarise reports it (NOT CHECKED).
 	out, all, expiring := summarise(rep, time.Now(), f.within.d, f.inventory)
-	if f.output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(out)
-		return out.ExitCode
-	}
-	_ = steps.WriteCertTable(stdout, all, true)
-	fmt.Fprintln(stdout)
-	for _, h := range out.Hosts {
-		if h.Error != "" {
-			fmt.Fprintf(stdout, "%s: NOT CHECKED: %s\n", h.Name, h.Error)
-		}
-	}
-	for _, line := range checkVerdict(out, expiring) {
-		fmt.Fprintln(stdout, line)
-	}
-	return out.ExitCode
+	return writeCheck(f, out, all, expiring, stdout, stderr)
 }
 
 // checkPlan compiles the built-in check playbook against the inventory: on
@@ -124,25 +82,27 @@ func checkPlan(f *commonFlags) (*runner.Plan, error) {
 // summarise turns a check run into the check's JSON document, with the
 // ages of the certificates as of now, every certificate found, and those
 // that expire before now+within (soonest first, the expired ones included).
-func summarise(rep *runner.Report, now time.Time, within time.Duration, inventory string) (out checkJSON, all, expiring steps.CertList) {
-	out = checkJSON{Within: yamlx.Duration(within).String(), CheckedAt: now.UTC(), RunID: rep.RunID, Thresholds: checkThresholds}
+func summarise(rep *runner.Report, now time.Time, within time.Duration, inventory string) (out certreport.Report, all, expiring steps.CertList) {
+	out = certreport.Report{SchemaVersion: certreport.SchemaVersion, Within: yamlx.Duration(within).String(), CheckedAt: now.UTC(),
+		RunID: rep.RunID, Thresholds: checkThresholds, Unchecked: []string{}}
 	for _, h := range rep.Hosts {
-		hj := checkHostJSON{Name: h.Name, Status: string(h.Status), Error: h.Error, Certificates: steps.CertList{}}
+		var certs steps.CertList
 		for _, s := range h.Steps {
 			if l, ok := s.Data.(steps.CertList); ok {
 				for _, c := range l {
 					c.Host = h.Name
-					hj.Certificates = append(hj.Certificates, c)
+					certs = append(certs, c)
 				}
 			}
 		}
-		hj.Certificates.SetAge(now)
-		hj.Certificates.SortByExpiry()
-		all = append(all, hj.Certificates...)
-		if h.Failed() || len(hj.Certificates) == 0 {
+		certs.SetAge(now)
+		certs.SortByExpiry()
+		all = append(all, certs...)
+		if h.Failed() || len(certs) == 0 {
 			out.Unchecked = append(out.Unchecked, h.Name)
 		}
-		out.Hosts = append(out.Hosts, hj)
+		out.Hosts = append(out.Hosts, certreport.Host{Name: h.Name, Status: string(h.Status), Error: h.Error,
+			Certificates: certreport.NewCerts(certs, now, within)})
 	}
 	expiring = all.Expiring(now, within)
 	out.Expiring = len(expiring)
@@ -183,7 +143,7 @@ const renewOrder = "it renews every control-plane host first, then restarts the 
 
 // checkVerdict is the text summary under the table: what expired and how
 // to recover, what expires within the window, which hosts were not checked.
-func checkVerdict(out checkJSON, expiring steps.CertList) []string {
+func checkVerdict(out certreport.Report, expiring steps.CertList) []string {
 	switch out.ExitCode {
 	case exitInterrupt:
 		return []string{"INTERRUPTED: the check stopped before every host was checked"}

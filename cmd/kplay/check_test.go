@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kplay/kplay/internal/certreport"
 	"github.com/kplay/kplay/runner"
 	"github.com/kplay/kplay/steps"
 )
@@ -152,7 +153,7 @@ func TestCheckVerdict(t *testing.T) {
 			}
 		})
 	}
-	if got := checkVerdict(checkJSON{ExitCode: exitInterrupt}, nil); len(got) != 1 || !strings.HasPrefix(got[0], "INTERRUPTED") {
+	if got := checkVerdict(certreport.Report{ExitCode: exitInterrupt}, nil); len(got) != 1 || !strings.HasPrefix(got[0], "INTERRUPTED") {
 		t.Errorf("interrupted: %q", got)
 	}
 }
@@ -161,7 +162,8 @@ func TestCheckVerdict(t *testing.T) {
 // exit 3 with the host named, the counts and the renew command; ages are
 // recomputed as of the check, without touching the run's report.
 func TestSummariseJSON(t *testing.T) {
-	stale := steps.CertList{{Name: "apiserver", Kind: steps.KindPKI, NotAfter: checkNow().Add(-25 * time.Hour)}}
+	stale := steps.CertList{{Name: "apiserver", Kind: steps.KindPKI, NotAfter: checkNow().Add(-25 * time.Hour)},
+		{Name: "super-admin.conf", Kind: steps.KindKubeconfig, Missing: true}}
 	stale.SetAge(checkNow().Add(-48 * time.Hour)) // as check_certs saw it, long before
 	rep := fakeReport(map[string]steps.CertList{"cp1": stale}, "cp1", "cp2")
 	out, all, _ := summarise(rep, checkNow(), 30*24*time.Hour, "prod.yaml")
@@ -170,36 +172,47 @@ func TestSummariseJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	var doc struct {
-		Expiring  int      `json:"expiring"`
-		Expired   int      `json:"expired"`
-		ExitCode  int      `json:"exit_code"`
-		Unchecked []string `json:"unchecked"`
-		Renew     string   `json:"renew"`
-		Hosts     []struct {
+		SchemaVersion int      `json:"schema_version"`
+		Expiring      int      `json:"expiring"`
+		Expired       int      `json:"expired"`
+		ExitCode      int      `json:"exit_code"`
+		Unchecked     []string `json:"unchecked"`
+		Renew         string   `json:"renew"`
+		Hosts         []struct {
 			Name         string `json:"name"`
 			Status       string `json:"status"`
 			Certificates []struct {
-				Host              string `json:"host"`
-				DaysLeft          int    `json:"days_left"`
-				Expired           bool   `json:"expired"`
-				ExpiredAgoSeconds int64  `json:"expired_ago_seconds"`
+				Host              string  `json:"host"`
+				State             string  `json:"state"`
+				DaysLeft          *int    `json:"days_left"`
+				NotAfter          *string `json:"not_after"`
+				Expired           bool    `json:"expired"`
+				ExpiredAgoSeconds int64   `json:"expired_ago_seconds"`
 			} `json:"certificates"`
 		} `json:"hosts"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
+	if doc.SchemaVersion != certreport.SchemaVersion {
+		t.Errorf("schema_version %d, want %d", doc.SchemaVersion, certreport.SchemaVersion)
+	}
 	if doc.ExitCode != exitExpiring || doc.Expiring != 1 || doc.Expired != 1 || strings.Join(doc.Unchecked, ",") != "cp2" ||
 		doc.Renew != "kplay run playbooks/renew.yaml -i prod.yaml" {
 		t.Errorf("summary %s", b)
 	}
-	if len(doc.Hosts) != 2 || len(doc.Hosts[0].Certificates) != 1 || doc.Hosts[1].Status != "unreachable" {
+	if len(doc.Hosts) != 2 || len(doc.Hosts[0].Certificates) != 2 || doc.Hosts[1].Status != "unreachable" {
 		t.Fatalf("hosts %s", b)
 	}
-	if c := doc.Hosts[0].Certificates[0]; c.Host != "cp1" || !c.Expired || c.ExpiredAgoSeconds != 25*3600 || c.DaysLeft != -2 {
+	if c := doc.Hosts[0].Certificates[0]; c.Host != "cp1" || !c.Expired || c.ExpiredAgoSeconds != 25*3600 || c.DaysLeft == nil || *c.DaysLeft != -2 ||
+		c.State != "expired" {
 		t.Errorf("certificate not aged as of the check: %+v", c)
 	}
-	if len(all) != 1 || all[0].DaysLeftText() != "EXPIRED 25h ago" {
+	// A missing certificate has no age: not "0 days left".
+	if c := doc.Hosts[0].Certificates[1]; c.State != "missing" || c.DaysLeft != nil || c.NotAfter != nil {
+		t.Errorf("missing certificate: %+v", c)
+	}
+	if len(all) != 2 || all[0].DaysLeftText() != "EXPIRED 25h ago" {
 		t.Errorf("all = %+v", all)
 	}
 	if stale[0].Expired || stale[0].DaysLeft != 0 {

@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +27,8 @@ type commonFlags struct {
 	acceptNew   bool
 	breakLock   bool
 	within      durationFlag
+	outputFile  string
+	verbose     bool
 	playbookArg []string
 }
 
@@ -69,11 +74,16 @@ func parseFlags(name string, args []string, stderr io.Writer, withPlaybook, with
 	fs.StringVar(&f.inventory, "inventory", "", "inventory `file` (same as -i)")
 	fs.StringVar(&f.limit, "limit", "", "only these `hosts or groups`, comma-separated")
 	fs.IntVar(&f.forks, "forks", 0, "at most `N` hosts at once within a batch (default: the playbook's forks, or 50)")
-	fs.StringVar(&f.output, "output", "text", "output `format`: text or json")
+	outputs := runOutputs
+	if withCheck {
+		outputs = checkOutputs
+	}
+	fs.StringVar(&f.output, "output", "text", "output `format`: "+orList(outputs))
 	fs.Var(&f.timeout, "timeout", "default per-step `duration` (default 10m)")
 	fs.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust and record the key of a host not in known_hosts (never a changed key)")
 	fs.Var(f.vars, "var", "set a variable, `key=value` (repeatable; wins over all others)")
 	if withPlaybook {
+		fs.BoolVar(&f.verbose, "v", false, "show each shell command's full output under its step line (text output)")
 		fs.BoolVar(&f.dryRun, "dry-run", false, "change nothing: show per host what each step would do (takes no run lock)")
 		fs.BoolVar(&f.breakLock, "break-lock", false, "clear a stale run lock ("+runner.DefaultLockDir+") left on a host by a run that is gone: "+
 			"its process on this controller has exited, or its heartbeat stopped 90s ago; a live lock is never cleared")
@@ -81,6 +91,7 @@ func parseFlags(name string, args []string, stderr io.Writer, withPlaybook, with
 	if withCheck {
 		f.within.d = 30 * 24 * time.Hour
 		fs.Var(&f.within, "within", "fail (exit 3) when a certificate expires within this `duration`")
+		fs.StringVar(&f.outputFile, "output-file", "", "write the --output report to `path` (atomically) and print the text table on stdout")
 	}
 	fs.Usage = func() {
 		if withPlaybook {
@@ -108,12 +119,52 @@ func parseFlags(name string, args []string, stderr io.Writer, withPlaybook, with
 		return nil, usageErr(fs, "unexpected argument %q", f.playbookArg[0])
 	case f.inventory == "":
 		return nil, usageErr(fs, "-i INVENTORY is required")
-	case f.output != "text" && f.output != "json":
-		return nil, usageErr(fs, "--output must be text or json, not %q", f.output)
+	case !slices.Contains(outputs, f.output):
+		return nil, usageErr(fs, "--output must be %s, not %q", orList(outputs), f.output)
 	case f.forks < 0:
 		return nil, usageErr(fs, "--forks must be positive")
 	}
+	if err := checkOutputFile(f.outputFile, f.output); err != nil {
+		return nil, usageErr(fs, "%v", err)
+	}
 	return f, nil
+}
+
+// The --output formats of kplay run and validate, and of kplay check.
+var (
+	runOutputs   = []string{"text", "json"}
+	checkOutputs = []string{"text", "json", "junit", "prometheus"}
+)
+
+// orList joins words as "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// checkOutputFile checks --output-file before any host is contacted: it
+// needs a report format other than text, and an existing directory.
+func checkOutputFile(path, output string) error {
+	if path == "" {
+		return nil
+	}
+	if output == "text" {
+		return fmt.Errorf("--output-file %s needs --output json, junit or prometheus (the text always goes to stdout)", path)
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("--output-file %s: %w", path, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("--output-file %s: %s is not a directory", path, dir)
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("--output-file %s is a directory", path)
+	}
+	return nil
 }
 
 var errUsage = errors.New("usage")

@@ -55,6 +55,12 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"check", pb, "-i", inv}, 2, "unexpected argument"},
 		{[]string{"check", "-i", inv}, 2, "no control_plane group"},
 		{[]string{"check", "-i", inv, "--within", "x"}, 2, `invalid value "x" for flag -within`},
+		{[]string{"check", "-i", inv, "--output", "xml"}, 2, `--output must be text, json, junit or prometheus, not "xml"`},
+		{[]string{"run", pb, "-i", inv, "--output", "junit"}, 2, "--output must be text or json"},
+		{[]string{"check", "-i", inv, "--output-file", filepath.Join(dir, "r.xml")}, 2, "needs --output json, junit or prometheus"},
+		{[]string{"check", "-i", inv, "--output", "junit", "--output-file", filepath.Join(dir, "nope", "r.xml")}, 2, "no such file or directory"},
+		{[]string{"check", "-i", inv, "--output", "junit", "--output-file", dir}, 2, "is a directory"},
+		{[]string{"run", pb, "-i", inv, "--output-file", "x"}, 2, "flag provided but not defined: -output-file"},
 	}
 	for _, tt := range tests {
 		code, out, errs := cli(t, tt.args...)

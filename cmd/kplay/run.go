@@ -8,7 +8,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
+	"golang.org/x/term"
+
+	"github.com/kplay/kplay/internal/runlog"
 	"github.com/kplay/kplay/internal/shellquote"
 	"github.com/kplay/kplay/runner"
 	"github.com/kplay/kplay/steps"
@@ -69,17 +73,20 @@ func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags
 		DefaultTimeout: f.timeout.d,
 		Dial:           runner.SSHDialer(f.acceptNew, os.Getenv("KPLAY_BECOME_PASSWORD")),
 		RollbackCtx:    rollbackCtx,
+		RunID:          runner.NewRunID(time.Now()),
 	}
 	if !f.dryRun {
 		opts.Lock = &runner.LockOptions{Break: f.breakLock}
 	}
+	if log := openRunLog(opts.RunID, stderr); log != nil {
+		opts.Events = log
+		defer closeRunLog(log, stderr)
+	}
 	var lw *runner.LineWriter
 	if f.output == "text" {
-		var progress io.Writer
-		if isTerminal(stderr) {
-			progress = stderr
-		}
+		progress, color := progressTo(stderr, os.Getenv)
 		lw = runner.NewLineWriter(stdout, progress, len(plan.Hosts))
+		lw.Verbose, lw.Color = f.verbose, color
 		opts.OnStep = lw.Step
 		opts.OnRollback = lw.Rollback
 		mode := "run"
@@ -139,12 +146,52 @@ func hostErrors(runErr error) []error {
 	return []error{runErr}
 }
 
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
+// progressTo decides where the live progress line goes: to stderr only
+// when it is a terminal (golang.org/x/term) that understands cursor
+// control, i.e. TERM is set and not "dumb"; nowhere otherwise, so CI logs
+// and pipes get plain lines. color is false when NO_COLOR is set to
+// anything (no-color.org).
+func progressTo(stderr io.Writer, getenv func(string) string) (progress io.Writer, color bool) {
+	f, ok := stderr.(interface{ Fd() uintptr })
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil, false
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	live, color := progressEnv(getenv)
+	if !live {
+		return nil, false
+	}
+	return stderr, color
+}
+
+// progressEnv decides, for a terminal, whether a live line is possible
+// (TERM set and not "dumb") and whether colour is wanted (NO_COLOR unset).
+func progressEnv(getenv func(string) string) (live, color bool) {
+	if t := getenv("TERM"); t == "" || t == "dumb" {
+		return false, false
+	}
+	return true, getenv("NO_COLOR") == ""
+}
+
+// openRunLog creates the run's log under the state directory. A log that
+// cannot be created is reported on stderr and the run goes on without one:
+// the record must not stop a renewal.
+func openRunLog(runID string, stderr io.Writer) *runlog.Log {
+	dir, err := runlog.Dir(os.Getenv)
+	if err == nil {
+		var log *runlog.Log
+		if log, err = runlog.Create(dir, runID); err == nil {
+			return log
+		}
+	}
+	fmt.Fprintf(stderr, "kplay: %v (the run goes on without a run log)\n", err)
+	return nil
+}
+
+// closeRunLog closes the run log and says where it is.
+func closeRunLog(log *runlog.Log, stderr io.Writer) {
+	if err := log.Close(); err != nil {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return
+	}
+	fmt.Fprintf(stderr, "kplay: run log: %s\n", log.Path())
 }
