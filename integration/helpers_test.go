@@ -35,6 +35,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	kplay.path = filepath.Join(dir, "kplay")
+	// Every kplay run writes its run log under $XDG_STATE_HOME: keep the
+	// tests' logs with the binary, removed at the end, not in root's home.
+	if err := os.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	out, err := exec.Command("go", "build", "-o", kplay.path, "github.com/kplay/kplay/cmd/kplay").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building kplay: %v\n%s", err, out)
