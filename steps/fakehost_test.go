@@ -226,6 +226,12 @@ func (e testExpander) Text(s string) (string, error) { return e.expand(s, false)
 // Shell substitutes values shell-quoted.
 func (e testExpander) Shell(s string) (string, error) { return e.expand(s, true) }
 
+// Get returns a variable.
+func (e testExpander) Get(name string) (string, bool) {
+	v, ok := e[name]
+	return v, ok
+}
+
 func (e testExpander) expand(s string, quote bool) (string, error) {
 	var b strings.Builder
 	for {

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -29,6 +30,7 @@ type fetchParams struct {
 	Server        string          `yaml:"server"`
 	RunOnce       *bool           `yaml:"run_once"`
 	KubernetesDir string          `yaml:"kubernetes_dir"`
+	Name          string          `yaml:"name"`
 }
 
 // FetchAdminConf downloads admin.conf and installs it as the controller's kubeconfig.
@@ -47,6 +49,11 @@ type FetchAdminConf struct {
 	Once bool
 	// KubeDir is the kubernetes dir on the host.
 	KubeDir string
+	// Name names this cluster's entries in the kubeconfig (cluster NAME,
+	// user and context kubernetes-admin@NAME), instead of kubeadm's
+	// "kubernetes" that every cluster has; empty: the inventory variable
+	// cluster_name, else the API server's host.
+	Name string
 }
 
 // NewFetchAdminConf builds a fetch_admin_conf step.
@@ -75,6 +82,15 @@ func NewFetchAdminConf(n *yaml.Node, x Expander) (Step, error) {
 	}
 	if s.Dest == "~" || strings.HasSuffix(s.Dest, "/") {
 		return nil, e.errorf("dest", "must name a file, not %q", s.Dest)
+	}
+	if s.Name, err = e.text("name", p.Name, ""); err != nil {
+		return nil, err
+	}
+	if v, ok := x.Get("cluster_name"); ok && s.Name == "" {
+		s.Name = v
+	}
+	if strings.ContainsFunc(s.Name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return nil, e.errorf("name", "must not hold control characters")
 	}
 	if s.Server, err = e.text("server", p.Server, ""); err != nil {
 		return nil, err
@@ -127,29 +143,93 @@ func (s *FetchAdminConf) fetch(ctx context.Context, t *Target) (*kcFile, error) 
 	return k, nil
 }
 
-// Plan downloads admin.conf (read-only) and says what would be written.
-func (s *FetchAdminConf) Plan(ctx context.Context, t *Target) (Plan, error) {
+// kcWrite is what fetch_admin_conf would write, worked out read-only.
+type kcWrite struct {
+	k     *kcFile // the fetched admin.conf, its entries renamed
+	names kcNames
+	dest  string
+	prev  localFile
+	data  []byte // the file to write
+	how   string // create, replace or merge into
+}
+
+// unchanged says dest already holds exactly data, with mode 0600.
+func (w *kcWrite) unchanged() bool {
+	return w.prev.existed && bytes.Equal(w.prev.data, w.data) && w.prev.mode == 0o600
+}
+
+// build fetches admin.conf and works out, read-only, what to write: the
+// names this cluster's entries get, and the merged file.
+func (s *FetchAdminConf) build(ctx context.Context, t *Target) (*kcWrite, error) {
 	k, err := s.fetch(ctx, t)
 	if err != nil {
-		return Plan{}, err
+		return nil, err
 	}
-	dest, err := s.dest()
+	w := &kcWrite{k: k, how: "create"}
+	if w.dest, err = s.dest(); err != nil {
+		return nil, err
+	}
+	if w.prev, err = readLocal(w.dest); err != nil {
+		return nil, err
+	}
+	base := &kcFile{}
+	if w.prev.existed {
+		w.how = "replace"
+		if s.Merge {
+			w.how = "merge into"
+			if base, err = parseKubeconfig(w.prev.data); err != nil {
+				return nil, fmt.Errorf("existing %s is not a kubeconfig (%v); not touching it; use merge: false to replace it", w.dest, err)
+			}
+		}
+	}
+	if len(k.Clusters) == 0 {
+		return nil, fmt.Errorf("admin.conf from %s has no cluster", t.Name())
+	}
+	server := k.Clusters[0].server()
+	name := s.Name
+	if name == "" {
+		name = endpointName(server)
+	}
+	if w.names, err = chooseNames(base, server, name); err != nil {
+		return nil, fmt.Errorf("not writing %s: %w", w.dest, err)
+	}
+	if err := k.rename(w.names); err != nil {
+		return nil, err
+	}
+	out := k
+	if w.how == "merge into" {
+		out = mergeKubeconfig(base, k)
+	}
+	if w.data, err = out.marshal(); err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", w.dest, err)
+	}
+	return w, nil
+}
+
+// describe says under which names the cluster goes in, and why.
+func (w *kcWrite) describe() string {
+	s := fmt.Sprintf("context %s (cluster %s, user %s)", w.names.Context, w.names.Cluster, w.names.User)
+	if w.names.Reused {
+		return s + ": the entries already there for " + w.k.Clusters[0].server()
+	}
+	return s
+}
+
+// Plan downloads admin.conf (read-only) and says what would be written.
+func (s *FetchAdminConf) Plan(ctx context.Context, t *Target) (Plan, error) {
+	w, err := s.build(ctx, t)
 	if err != nil {
 		return Plan{}, err
 	}
-	how := "create"
-	if _, err := os.Stat(dest); err == nil {
-		how = "replace"
-		if s.Merge {
-			how = "merge into"
-		}
+	if w.unchanged() {
+		return Plan{Summary: fmt.Sprintf("%s already holds this cluster's credential as %s: nothing to write", w.dest, w.describe())}, nil
 	}
 	p := Plan{
-		Summary:     fmt.Sprintf("would %s %s (mode 0600) with %s from %s", how, dest, namesOf(k), path.Join(s.KubeDir, "admin.conf")),
+		Summary:     fmt.Sprintf("would %s %s (mode 0600) %s, from %s", w.how, w.dest, w.describe(), path.Join(s.KubeDir, "admin.conf")),
 		WouldChange: true,
 	}
-	if how != "create" {
-		p.Details = append(p.Details, "would keep the previous file as "+dest+".kplay-backup-"+t.RunID)
+	if w.how != "create" {
+		p.Details = append(p.Details, "would keep the previous file as "+w.dest+".kplay-backup-"+t.RunID)
 	}
 	if s.Verify {
 		p.Details = append(p.Details, "would first verify the credential with GET /api")
@@ -157,74 +237,44 @@ func (s *FetchAdminConf) Plan(ctx context.Context, t *Target) (Plan, error) {
 	return p, nil
 }
 
-// namesOf describes the cluster, user and context names of k.
-func namesOf(k *kcFile) string {
-	var c, u, x []string
-	for _, e := range k.Clusters {
-		c = append(c, e.Name)
-	}
-	for _, e := range k.Users {
-		u = append(u, e.Name)
-	}
-	for _, e := range k.Contexts {
-		x = append(x, e.Name)
-	}
-	return fmt.Sprintf("cluster %s, user %s, context %s", strings.Join(c, ","), strings.Join(u, ","), strings.Join(x, ","))
-}
-
-// Apply verifies the credential, then writes dest atomically, keeping the previous file.
+// Apply verifies the credential, then writes dest atomically, keeping the
+// previous file; when dest already holds exactly that, it writes nothing.
 func (s *FetchAdminConf) Apply(ctx context.Context, t *Target) (Result, error) {
-	k, err := s.fetch(ctx, t)
+	w, err := s.build(ctx, t)
 	if err != nil {
 		return Result{}, err
 	}
-	dest, err := s.dest()
+	verified, err := s.verify(ctx, t, w.k, w.dest)
 	if err != nil {
 		return Result{}, err
 	}
-	verified, err := s.verify(ctx, t, k, dest)
-	if err != nil {
-		return Result{}, err
-	}
-	prev, err := readLocal(dest)
-	if err != nil {
-		return Result{}, err
-	}
-	out := k
-	if prev.existed && s.Merge {
-		base, err := parseKubeconfig(prev.data)
-		if err != nil {
-			return Result{}, fmt.Errorf("existing %s is not a kubeconfig (%v); not touching it; use merge: false to replace it", dest, err)
+	if w.unchanged() {
+		msg := fmt.Sprintf("%s already holds this cluster's credential as %s: unchanged", w.dest, w.describe())
+		if verified != "" {
+			msg += "; " + verified
 		}
-		out = mergeKubeconfig(base, k)
+		return Result{Message: msg}, nil
 	}
-	data, err := out.marshal()
-	if err != nil {
-		return Result{}, fmt.Errorf("encoding %s: %w", dest, err)
-	}
-	details, err := privateDir(filepath.Dir(dest))
+	details, err := privateDir(filepath.Dir(w.dest))
 	if err != nil {
 		return Result{}, err
 	}
-	backup := dest + ".kplay-backup-" + t.RunID
-	if prev.existed {
-		if err := atomicfile.WriteFile(backup, prev.data, 0o600); err != nil {
-			return Result{}, fmt.Errorf("keeping the previous %s: %w", dest, err)
+	backup := w.dest + ".kplay-backup-" + t.RunID
+	if w.prev.existed {
+		if err := atomicfile.WriteFile(backup, w.prev.data, 0o600); err != nil {
+			return Result{}, fmt.Errorf("keeping the previous %s: %w", w.dest, err)
 		}
 		details = append(details, "previous file kept as "+backup)
 	}
-	if err := atomicfile.WriteFile(dest, data, 0o600); err != nil {
-		return Result{}, fmt.Errorf("writing %s: %w", dest, err)
+	if err := atomicfile.WriteFile(w.dest, w.data, 0o600); err != nil {
+		return Result{}, fmt.Errorf("writing %s: %w", w.dest, err)
 	}
-	how := "wrote"
-	if prev.existed && s.Merge {
-		how = "merged into"
-	}
-	msg := fmt.Sprintf("%s %s: %s", how, dest, namesOf(k))
+	how := map[string]string{"create": "wrote", "replace": "wrote", "merge into": "merged into"}[w.how]
+	msg := fmt.Sprintf("%s %s as %s", how, w.dest, w.describe())
 	if verified != "" {
 		msg += "; " + verified
 	}
-	return Result{Changed: true, Message: msg, Details: details, Undo: prev.undo(dest, backup)}, nil
+	return Result{Changed: true, Message: msg, Details: details, Undo: w.prev.undo(w.dest, backup)}, nil
 }
 
 // verify checks, when the step asks for it, that the fetched credential

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"flag"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -92,7 +93,7 @@ func TestFetchAdminConf(t *testing.T) {
 			t.Errorf("%s: mode %v, want %04o (%v)", p, st.Mode().Perm(), want, err)
 		}
 	}
-	if !strings.Contains(r.Message, "credential of user kubernetes-admin accepted: GET "+server+"/api → 200") {
+	if !strings.Contains(r.Message, "credential of user kubernetes-admin@127.0.0.1 accepted: GET "+server+"/api → 200") {
 		t.Errorf("message: %s", r.Message)
 	}
 	for _, s := range append([]string{r.Message}, r.Details...) {
@@ -102,8 +103,8 @@ func TestFetchAdminConf(t *testing.T) {
 	}
 	k := readKubeconfig(t, dest)
 	cr, err := k.credential()
-	if err != nil || cr.Server != server || cr.User != "kubernetes-admin" {
-		t.Errorf("written kubeconfig: %+v %v", cr, err)
+	if err != nil || cr.Server != server || cr.User != "kubernetes-admin@127.0.0.1" || cr.Cluster != "127.0.0.1" || cr.Context != "kubernetes-admin@127.0.0.1" {
+		t.Errorf("written kubeconfig: context %q cluster %q user %q server %q, %v; want kubeadm's names replaced by ones from the API endpoint", cr.Context, cr.Cluster, cr.User, cr.Server, err)
 	}
 	// Undo removes a file that did not exist.
 	must(t, r.Undo.Fn(ctx, tg))
@@ -111,7 +112,9 @@ func TestFetchAdminConf(t *testing.T) {
 		t.Errorf("undo left %s: %v", dest, err)
 	}
 
-	// 2. Merge into an existing kubeconfig: same names replaced, others kept.
+	// 2. Merge into an existing kubeconfig holding another kubeadm cluster
+	// under kubeadm's names: it is left exactly as it was, and this cluster
+	// is added under names of its own.
 	existing := `apiVersion: v1
 kind: Config
 clusters:
@@ -146,11 +149,17 @@ users:
 		t.Fatal(err)
 	}
 	k = readKubeconfig(t, dest)
-	if len(k.Clusters) != 2 || len(k.Users) != 2 || len(k.Contexts) != 2 || k.CurrentContext != "other@other" {
-		t.Errorf("merged: %+v", k)
+	if got, want := kcNamesOf(k), "clusters other,kubernetes,127.0.0.1; users other,kubernetes-admin,kubernetes-admin@127.0.0.1; contexts other@other,kubernetes-admin@kubernetes,kubernetes-admin@127.0.0.1; current other@other"; got != want {
+		t.Errorf("merged: %s\nwant      %s", got, want)
 	}
-	if k.Clusters[0].Name != "other" || str(k.Clusters[1].Rest["cluster"].(map[string]any), "server") != server {
-		t.Errorf("merged clusters: %+v", k.Clusters)
+	if k.Clusters[1].server() != "https://stale:6443" || k.Clusters[2].server() != server {
+		t.Errorf("merged servers: %s, %s: the other cluster's entry was repointed", k.Clusters[1].server(), k.Clusters[2].server())
+	}
+	if u, _ := k.Users[1].Rest["user"].(map[string]any); str(u, "client-certificate-data") != "c3RhbGU=" {
+		t.Error("the other cluster's user was given this cluster's credential")
+	}
+	if !strings.Contains(r.Message, "as context kubernetes-admin@127.0.0.1 (cluster 127.0.0.1, user kubernetes-admin@127.0.0.1)") {
+		t.Errorf("message does not say under which names: %s", r.Message)
 	}
 	if _, ok := k.Rest["preferences"]; !ok {
 		t.Error("preferences dropped")
@@ -177,8 +186,25 @@ users:
 	if _, err := newStep(t, "fetch_admin_conf", params+"merge: false").Apply(ctx, tg); err != nil {
 		t.Fatal(err)
 	}
-	if k = readKubeconfig(t, dest); len(k.Clusters) != 1 || k.CurrentContext != "kubernetes-admin@kubernetes" {
-		t.Errorf("replace: %+v", k)
+	if k = readKubeconfig(t, dest); kcNamesOf(k) != "clusters 127.0.0.1; users kubernetes-admin@127.0.0.1; contexts kubernetes-admin@127.0.0.1; current kubernetes-admin@127.0.0.1" {
+		t.Errorf("replace: %s", kcNamesOf(k))
+	}
+
+	// 3b. Run again: the file already holds exactly this; nothing is
+	// written, no backup is kept, and nothing is to undo.
+	st0, err := os.Stat(dest)
+	must(t, err)
+	tg2 := h.target()
+	_ = os.Remove(dest + ".kplay-backup-" + tg2.RunID) // step 3's
+	r, err = newStep(t, "fetch_admin_conf", params+"merge: false").Apply(ctx, tg2)
+	if err != nil || r.Changed || r.Undo != nil || !strings.Contains(r.Message, "unchanged") {
+		t.Errorf("second run: changed %v undo %v message %q, %v; want unchanged", r.Changed, r.Undo != nil, r.Message, err)
+	}
+	if st1, _ := os.Stat(dest); !st1.ModTime().Equal(st0.ModTime()) {
+		t.Error("second run rewrote the file")
+	}
+	if _, err := os.Stat(dest + ".kplay-backup-" + tg2.RunID); !os.IsNotExist(err) {
+		t.Errorf("second run kept a backup: %v", err)
 	}
 
 	// 4. An existing file that is not a kubeconfig is left alone when merging.
@@ -190,6 +216,18 @@ users:
 		t.Error("bad existing file was touched")
 	}
 	h.assertNoSecrets(t, func(cmd string) bool { return strings.Contains(cmd, "admin.conf") })
+}
+
+// kcNamesOf lists a kubeconfig's entry names (never its data).
+func kcNamesOf(k *kcFile) string {
+	names := func(l []kcNamed) string {
+		var n []string
+		for _, e := range l {
+			n = append(n, e.Name)
+		}
+		return strings.Join(n, ",")
+	}
+	return fmt.Sprintf("clusters %s; users %s; contexts %s; current %s", names(k.Clusters), names(k.Users), names(k.Contexts), k.CurrentContext)
 }
 
 func readKubeconfig(t *testing.T, p string) *kcFile {

@@ -33,6 +33,9 @@ func (itExpander) Text(s string) (string, error) { return s, nil }
 // Shell returns s.
 func (itExpander) Shell(s string) (string, error) { return s, nil }
 
+// Get finds no variable.
+func (itExpander) Get(string) (string, bool) { return "", false }
+
 // itStep builds a step from YAML parameters.
 func itStep(t *testing.T, typ, params string) steps.Step {
 	t.Helper()

@@ -12,6 +12,8 @@ type Expander interface {
 	Text(s string) (string, error)
 	// Shell substitutes each value shell-quoted as one word, except `{{ name | raw }}`.
 	Shell(s string) (string, error)
+	// Get returns a variable's value, and whether it is set.
+	Get(name string) (string, bool)
 }
 
 // Factory builds a step from its YAML parameters, bound to one host's variables.
