@@ -99,6 +99,7 @@ Usage:
   kplay run PLAYBOOK -i INVENTORY [flags]     run a playbook
   kplay validate PLAYBOOK -i INVENTORY        check everything that needs no host
   kplay check -i INVENTORY [--within 30d]     CI gate: exit 3 if a certificate expires soon
+  kplay inventory -i INVENTORY --list         show the inventory as ansible-inventory does (--graph, --host NAME)
   kplay version                               print the version
 
 Exit codes: 0 ok, 1 a host failed, 2 bad input, 3 (check) expiring, 130 interrupted.
@@ -118,6 +119,8 @@ func runCLI(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.W
 		return cmdRun(ctx, rollbackCtx, args[1:], stdout, stderr, true)
 	case "check":
 		return cmdCheck(ctx, rollbackCtx, args[1:], stdout, stderr)
+	case "inventory":
+		return cmdInventory(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "kplay %s\n", version)
 		return exitOK
