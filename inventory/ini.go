@@ -147,7 +147,7 @@ func (p *iniParser) hostLine(group, line string) error {
 		if _, dup := vars[k]; !dup {
 			keys = append(keys, k)
 		}
-		vars[k] = Var{Value: pyLiteral(v), Pos: pos}
+		vars[k] = iniVar(v, pos)
 	}
 	g := p.inv.groups[group]
 	for _, name := range names {
@@ -165,7 +165,17 @@ func (p *iniParser) varLine(group, line string) error {
 		return p.errorf("["+group+":vars]", "want key=value, got %q", line)
 	}
 	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-	return setGroupVar(p.inv.groups[group], k, pyLiteral(v), Pos{p.file, p.lineno}, k)
+	return setGroupVar(p.inv.groups[group], k, iniVar(v, Pos{p.file, p.lineno}), k)
+}
+
+// iniVar evaluates an INI value; a scalar keeps its text for templates.
+func iniVar(raw string, pos Pos) Var {
+	v := pyLiteral(raw)
+	x := Var{Value: v, Pos: pos, Text: raw}
+	if s, ok := v.(string); ok {
+		x.Text = s
+	}
+	return x
 }
 
 func (p *iniParser) childLine(group, line string) error {

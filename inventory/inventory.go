@@ -27,9 +27,28 @@ func (p Pos) String() string {
 
 // Var is one variable's value and where it was set. Value is what Ansible
 // would hold: nil, bool, int64, float64, string, []any or map[string]any.
+// Text is a scalar as written (YAML's 1.10 stays "1.10"), for templates.
 type Var struct {
 	Value any
+	Text  string
 	Pos   Pos
+}
+
+// String returns a scalar's text, and false for a list or a mapping.
+func (v Var) String() (string, bool) {
+	switch x := v.Value.(type) {
+	case []any, map[string]any:
+		return "", false
+	case string:
+		return x, true
+	}
+	if v.Text != "" {
+		return v.Text, true
+	}
+	if v.Value == nil {
+		return "", true
+	}
+	return pyRepr(v.Value), true
 }
 
 // Vars maps variable names to values.

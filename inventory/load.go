@@ -3,12 +3,13 @@ package inventory
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // ignoredExts are the file name endings Ansible skips in an inventory
@@ -141,6 +142,11 @@ func (inv *Inventory) loadFile(path string) error {
 	if err != nil {
 		return &Error{Pos: Pos{File: path}, Msg: "cannot read inventory", Err: unwrapPathErr(err)}
 	}
+	return inv.parseFile(path, data)
+}
+
+// parseFile parses one inventory file's content by its name and content.
+func (inv *Inventory) parseFile(path string, data []byte) error {
 	if bytes.HasPrefix(data, []byte("#!")) {
 		return errorf(Pos{path, 1}, "", "inventory scripts are not supported: give kplay the script's output as a YAML or JSON file")
 	}
@@ -153,17 +159,22 @@ func (inv *Inventory) loadFile(path string) error {
 		yamlLike = yamlLike || ext == e
 	}
 	if yamlLike {
+		// As Ansible: the yaml plugin first, then the ini plugin, which
+		// takes any file. kplay refuses a YAML inventory with a bad entry
+		// rather than reading it as INI.
 		err := inv.loadYAML(path, data)
 		var notInv *errNotYAMLInventory
-		if err == nil || ext != "" && !errors.As(err, &notInv) {
+		if err == nil || !errors.As(err, &notInv) {
 			return err
 		}
-		if ext != "" {
+		p := &iniParser{inv: inv, file: path}
+		if iniErr := p.parse(string(data)); iniErr != nil {
+			if ext == "" {
+				return iniErr
+			}
 			return notInv.err
 		}
-		if !looksINI(data) {
-			return err
-		}
+		return nil
 	}
 	p := &iniParser{inv: inv, file: path}
 	return p.parse(string(data))
@@ -180,17 +191,22 @@ func (inv *Inventory) loadYAML(path string, data []byte) error {
 		}
 		return err
 	}
+	if r := deref(root); r != nil && r.Kind == yaml.MappingNode && isKplayFormat(r) {
+		p := &kplayParser{inv: inv, file: path}
+		return p.parse(r)
+	}
 	p := &yamlParser{inv: inv, file: path}
 	return p.parse(root)
 }
 
-// looksINI reports whether a file that is not YAML mapping could be an INI
-// inventory (Ansible then tries its ini plugin).
-func looksINI(data []byte) bool {
-	return len(bytes.TrimSpace(data)) > 0
-}
-
-// Describe says in a few words what an inventory holds.
-func (inv *Inventory) Describe() string {
-	return fmt.Sprintf("%d host(s) in %d group(s)", len(inv.hostOrder), len(inv.groupOrder))
+// Parse reads one inventory file's content, named file in errors, without
+// group_vars/ or host_vars/: for tests and for inventories not on disk.
+func Parse(file string, data []byte) (*Inventory, error) {
+	inv := newInventory()
+	inv.Sources = []string{file}
+	if err := inv.parseFile(file, data); err != nil {
+		return nil, err
+	}
+	inv.reconcile()
+	return inv, nil
 }

@@ -148,6 +148,9 @@ func expandRange(line string) ([]string, error) {
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("bad range [%s]: neither numeric nor single letters", nrange)
 		}
+		if b > e {
+			return nil, fmt.Errorf("range [%s] is empty: begin must be <= end (Ansible would silently add no host)", nrange)
+		}
 		if e-b > 10_000_000 {
 			return nil, fmt.Errorf("range [%s] is too large", nrange)
 		}

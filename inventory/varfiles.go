@@ -161,8 +161,8 @@ func loadVarsFile(path string) (Vars, error) {
 	}
 	vars := Vars{}
 	err = eachPair(path, "", root, func(k string, kn, vn *yaml.Node) error {
-		v, err := nodeValue(path, k, vn)
-		vars[k] = Var{Value: v, Pos: Pos{path, kn.Line}}
+		v, err := yamlVar(path, k, kn, vn)
+		vars[k] = v
 		return err
 	})
 	return vars, err

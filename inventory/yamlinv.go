@@ -90,11 +90,11 @@ func (p *yamlParser) group(name string, kn, n *yaml.Node, path string) (*Group, 
 
 func (p *yamlParser) groupVars(g *Group, n *yaml.Node, path string) error {
 	return eachPair(p.file, path, n, func(k string, kn, vn *yaml.Node) error {
-		v, err := nodeValue(p.file, joinKey(path, k), vn)
+		v, err := yamlVar(p.file, joinKey(path, k), kn, vn)
 		if err != nil {
 			return err
 		}
-		return setGroupVar(g, k, v, Pos{p.file, kn.Line}, joinKey(path, k))
+		return setGroupVar(g, k, v, joinKey(path, k))
 	})
 }
 
@@ -114,16 +114,12 @@ func (p *yamlParser) hosts(g *Group, pattern string, kn, n *yaml.Node, path stri
 	if !isNull(n) && n.Kind != yaml.MappingNode {
 		return errorf(pos, path, "host variables must be a mapping")
 	}
-	type kv struct {
-		k   string
-		v   any
-		pos Pos
-	}
-	var vars []kv
+	var keys []string
+	vars := Vars{}
 	if !isNull(n) {
 		err := eachPair(p.file, path, n, func(k string, vkn, vn *yaml.Node) error {
-			v, err := nodeValue(p.file, joinKey(path, k), vn)
-			vars = append(vars, kv{k, v, Pos{p.file, vkn.Line}})
+			v, err := yamlVar(p.file, joinKey(path, k), vkn, vn)
+			keys, vars[k] = append(keys, k), v
 			return err
 		})
 		if err != nil {
@@ -132,8 +128,8 @@ func (p *yamlParser) hosts(g *Group, pattern string, kn, n *yaml.Node, path stri
 	}
 	for _, name := range names {
 		h := p.inv.addHost(name, g, port, pos)
-		for _, x := range vars {
-			h.Vars[x.k] = Var{Value: x.v, Pos: x.pos}
+		for _, k := range keys {
+			h.Vars[k] = vars[k]
 		}
 	}
 	return nil
@@ -141,16 +137,16 @@ func (p *yamlParser) hosts(g *Group, pattern string, kn, n *yaml.Node, path stri
 
 // setGroupVar sets a variable of an inventory group; ansible_group_priority
 // sets the group's priority instead, as in Ansible.
-func setGroupVar(g *Group, k string, v any, pos Pos, key string) error {
+func setGroupVar(g *Group, k string, v Var, key string) error {
 	if k == "ansible_group_priority" {
-		n, err := toInt(v)
+		n, err := toInt(v.Value)
 		if err != nil {
-			return &Error{Pos: pos, Key: key, Msg: "bad ansible_group_priority", Err: err}
+			return &Error{Pos: v.Pos, Key: key, Msg: "bad ansible_group_priority", Err: err}
 		}
 		g.Priority = n
 		return nil
 	}
-	g.Vars[k] = Var{Value: v, Pos: pos}
+	g.Vars[k] = v
 	return nil
 }
 

@@ -101,6 +101,16 @@ func nodeValue(file, key string, n *yaml.Node) (any, error) {
 	return nil, errorf(Pos{file, n.Line}, key, "unsupported YAML node")
 }
 
+// yamlVar converts one variable's value node into a Var.
+func yamlVar(file, key string, kn, vn *yaml.Node) (Var, error) {
+	v, err := nodeValue(file, key, vn)
+	x := Var{Value: v, Pos: Pos{file, kn.Line}}
+	if d := deref(vn); d != nil && d.Kind == yaml.ScalarNode {
+		x.Text = d.Value
+	}
+	return x, err
+}
+
 // eachPair calls f for each key of mapping n in order, following merge
 // keys (<<) and refusing duplicate keys.
 func eachPair(file, path string, n *yaml.Node, f func(k string, kn, vn *yaml.Node) error) error {
