@@ -34,7 +34,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	shellcheck -s sh steps/scripts/*.sh runner/scripts/*.sh remote/scripts/*.sh
 	shellcheck -s bash testbed/build/*.sh testbed/demo.sh .ci/deps.sh .ci/run
-	$(GO) run ./internal/lint/funclen -max 80 cmd runner steps remote internal
+	$(GO) run ./internal/lint/funclen -max 80 cmd runner steps remote internal inventory
 	@if git grep -n 'InsecureIgnoreHostKey' -- '*.go' ':!*_test.go'; then \
 		echo "InsecureIgnoreHostKey outside tests: host keys must always be verified"; exit 1; fi
 

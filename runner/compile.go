@@ -65,7 +65,7 @@ func Compile(pb *Playbook, inv *Inventory, o CompileOptions) (*Plan, error) {
 	if reg == nil {
 		reg = steps.Builtin()
 	}
-	var limit []string
+	var limit map[string]bool
 	if len(o.Limit) > 0 {
 		var err error
 		if limit, err = resolveNames(inv, o.Limit); err != nil {
@@ -100,19 +100,19 @@ func Compile(pb *Playbook, inv *Inventory, o CompileOptions) (*Plan, error) {
 }
 
 // compilePlay binds one play: its hosts (within limit, if any), batches and steps.
-func compilePlay(file string, play *Play, inv *Inventory, limit []string, o CompileOptions, reg steps.Registry) (*PlayPlan, error) {
+func compilePlay(file string, play *Play, inv *Inventory, limit map[string]bool, o CompileOptions, reg steps.Registry) (*PlayPlan, error) {
 	targets, err := resolveNames(inv, play.Hosts)
 	if err != nil {
 		return nil, &ConfigError{File: file, Line: play.hostsLine, Key: play.key + "hosts", Msg: err.Error()}
 	}
 	pp := &PlayPlan{Play: play, Steps: map[string][]steps.Step{}, Vars: map[string]*Vars{}}
 	for _, h := range inv.Hosts {
-		if contains(targets, h.Name) && (limit == nil || contains(limit, h.Name)) {
+		if targets[h.Name] && (limit == nil || limit[h.Name]) {
 			pp.Hosts = append(pp.Hosts, h)
 		}
 	}
 	for _, h := range pp.Hosts {
-		v := hostVars(inv, play, h, o.Vars)
+		v := hostVars(play, h, o.Vars)
 		pp.Vars[h.Name] = v
 		for _, se := range play.Steps {
 			st, err := reg[se.Type](se.Params, v)
@@ -146,32 +146,31 @@ func stepConfigErr(file string, se *StepEntry, host string, err error) error {
 	return &ConfigError{File: file, Line: se.Line, Key: prefix + "." + se.Type, Msg: err.Error() + " (for host " + host + ")"}
 }
 
-// hostVars layers variables, lowest precedence first: inventory vars, group
-// vars (in group definition order), host vars, play vars, --var, and the
-// built-ins host.name and host.address.
-func hostVars(inv *Inventory, pb *Play, h *HostSpec, cli map[string]string) *Vars {
-	layers := []map[string]string{inv.Vars}
-	for _, g := range inv.GroupOrder {
-		if contains(inv.Groups[g], h.Name) {
-			layers = append(layers, inv.GroupVars[g])
+// hostVars layers variables, lowest precedence first: the host's inventory
+// variables (already merged as Ansible merges them), play vars, --var, and
+// the built-ins host.name and host.address.
+func hostVars(pb *Play, h *HostSpec, cli map[string]string) *Vars {
+	v := NewVars(h.Vars, pb.Vars, cli, map[string]string{"host.name": h.Name, "host.address": h.Address})
+	for name, where := range h.Structured {
+		if _, set := v.m[name]; !set {
+			v.structured(name, where)
 		}
 	}
-	layers = append(layers, h.Vars, pb.Vars, cli, map[string]string{"host.name": h.Name, "host.address": h.Address})
-	return NewVars(layers...)
+	return v
 }
 
-// resolveNames expands host and group names to host names.
-func resolveNames(inv *Inventory, names []string) ([]string, error) {
-	var out []string
+// resolveNames expands host and group names to the set of host names.
+func resolveNames(inv *Inventory, names []string) (map[string]bool, error) {
+	out := map[string]bool{}
 	for _, n := range names {
 		if g, ok := inv.Groups[n]; ok {
 			for _, h := range g {
-				out = appendUnique(out, h)
+				out[h] = true
 			}
 			continue
 		}
 		if inv.Host(n) != nil {
-			out = appendUnique(out, n)
+			out[n] = true
 			continue
 		}
 		groups := slices.Sorted(maps.Keys(inv.Groups))

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,13 +17,13 @@ func TestParseInventoryErrors(t *testing.T) {
 		{"duplicate host", "hosts:\n  cp1: {address: a}\n  cp1: {address: b}\n", `inv.yaml:3: key "hosts.cp1": duplicate key`},
 		{"unknown group member", "hosts:\n  cp1: {}\ngroups:\n  cp: [cp1, cp9]\n", `inv.yaml:4: key "groups.cp[1]": unknown host "cp9"`},
 		{"bad duration", "defaults:\n  connect_timeout: 10x\nhosts:\n  cp1: {}\n", `inv.yaml:2: key "defaults.connect_timeout"`},
-		{"bad port", "hosts:\n  cp1: {port: 70000}\n", `key "hosts.cp1.port": port 70000 out of range`},
+		{"bad port", "hosts:\n  cp1: {port: 70000}\n", `inv.yaml:2: key "ansible_port": bad port "70000" (host cp1)`},
 		{"no hosts", "vars: {a: b}\n", `key "hosts": inventory has no hosts`},
 		{"bad yaml", "hosts: [\n", `inv.yaml:1: invalid YAML`},
 		{"group vars of unknown group", "hosts:\n  cp1: {}\ngroup_vars:\n  nope: {a: 1}\n", `inv.yaml:4: key "group_vars.nope": unknown group`},
-		{"non-scalar var", "hosts:\n  cp1: {}\nvars:\n  a: [1]\n", `inv.yaml:4: key "vars.a": variables must be single values`},
+		{"non-scalar connection var", "hosts:\n  cp1: {}\nvars:\n  ansible_user: [1]\n", `inv.yaml:4: key "ansible_user": must be a single value (host cp1)`},
 		{"ansible unknown group key", "all:\n  hosts:\n    cp1:\n  hostz: {}\n", `inv.yaml:4: key "all.hostz": unknown key`},
-		{"ansible bad port", "all:\n  hosts:\n    cp1: {ansible_port: abc}\n", `key "hosts.cp1.ansible_port": bad port`},
+		{"ansible bad port", "all:\n  hosts:\n    cp1: {ansible_port: abc}\n", `inv.yaml:3: key "ansible_port": bad port "abc" (host cp1)`},
 		{"cyclic group", "hosts:\n  cp1: {}\ngroups:\n  a: [b]\n  b: [a]\n", `includes itself`},
 	}
 	for _, tt := range tests {
@@ -74,11 +75,11 @@ vars: {cluster: prod}
 	if w1.Address != "w1" {
 		t.Errorf("w1 address = %q, want its name", w1.Address)
 	}
-	if got := strings.Join(inv.Groups["everything"], ","); got != "cp1,cp2,w1" {
+	if got := strings.Join(slices.Sorted(slices.Values(inv.Groups["everything"])), ","); got != "cp1,cp2,w1" {
 		t.Errorf("nested group = %s", got)
 	}
-	if inv.GroupVars["control_plane"]["tier"] != "cp" || inv.Vars["cluster"] != "prod" {
-		t.Errorf("vars not loaded: %v %v", inv.GroupVars, inv.Vars)
+	if cp1.Vars["tier"] != "cp" || cp1.Vars["cluster"] != "prod" || w1.Vars["tier"] != "" || w1.Vars["cluster"] != "prod" {
+		t.Errorf("vars not merged: cp1 %v, w1 %v", cp1.Vars, w1.Vars)
 	}
 }
 
@@ -128,8 +129,8 @@ all:
 	if got := strings.Join(inv.Groups["control_plane"], ","); got != "cp1,cp2" {
 		t.Errorf("control_plane = %s", got)
 	}
-	if inv.Vars["cluster"] != "prod" || inv.GroupVars["control_plane"]["tier"] != "cp" {
-		t.Errorf("vars = %v / %v", inv.Vars, inv.GroupVars)
+	if cp1.Vars["cluster"] != "prod" || cp1.Vars["tier"] != "cp" || b.Vars["tier"] != "" {
+		t.Errorf("vars: cp1 %v, bastion %v", cp1.Vars, b.Vars)
 	}
 }
 
@@ -159,7 +160,7 @@ func TestParsePlaybookErrors(t *testing.T) {
 }
 
 func TestCompileErrors(t *testing.T) {
-	inv, err := ParseInventory("inv.yaml", []byte("hosts:\n  cp1: {}\n  cp2: {}\ngroups:\n  cp: [cp1, cp2]\n"))
+	inv, err := ParseInventory("inv.yaml", []byte("hosts:\n  cp1: {}\n  cp2: {}\ngroups:\n  cp: [cp1, cp2]\nvars:\n  servers: [a, b]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +174,7 @@ func TestCompileErrors(t *testing.T) {
 		{"unknown variable", "hosts: cp\nsteps:\n  - shell: echo {{ nope }}\n", nil, `pb.yaml:3: key "steps[0].shell.cmd": unknown variable "nope"`},
 		{"unknown filter", "hosts: cp\nsteps:\n  - shell: echo {{ a | upper }}\nvars: {a: b}\n", nil, `unknown filter "upper"`},
 		{"malformed template", "hosts: cp\nsteps:\n  - shell: echo {{ a \n", nil, `malformed template`},
+		{"list variable in a template", "hosts: cp\nsteps:\n  - shell: echo {{ servers }}\n", nil, `pb.yaml:3: key "steps[0].shell.cmd": variable "servers" (inv.yaml:7) is a list or a mapping`},
 		{"shell bad key", "hosts: cp\nsteps:\n  - shell: {cmd: x, bogus: 1}\n", nil, `pb.yaml:3: key "steps[0].shell.bogus": unknown key`},
 	}
 	for _, tt := range tests {

@@ -15,6 +15,17 @@ var tmplRe = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(\|\s*([a-z
 // Vars is the resolved variable set of one host, implementing steps.Expander.
 type Vars struct {
 	m map[string]string
+	// lists names the variables that are lists or mappings, with where
+	// each was set: a template that uses one is an error.
+	lists map[string]string
+}
+
+// structured records that name is a list or a mapping, set at where.
+func (v *Vars) structured(name, where string) {
+	if v.lists == nil {
+		v.lists = map[string]string{}
+	}
+	v.lists[name] = where
 }
 
 // NewVars merges layers; later layers win.
@@ -51,7 +62,11 @@ func (v *Vars) expand(s string, quote bool) (string, error) {
 		sub := tmplRe.FindStringSubmatch(m)
 		name, filter := sub[1], sub[3]
 		val, ok := v.m[name]
-		if !ok && firstErr == nil {
+		where, isList := v.lists[name]
+		if isList && firstErr == nil {
+			firstErr = fmt.Errorf("variable %q (%s) is a list or a mapping; kplay templates take single values", name, where)
+		}
+		if !ok && !isList && firstErr == nil {
 			firstErr = fmt.Errorf("unknown variable %q (known: %s)", name, strings.Join(v.names(), ", "))
 		}
 		if strings.IndexByte(val, 0) >= 0 && firstErr == nil {

@@ -62,7 +62,7 @@ func checkPlan(f *commonFlags) (*runner.Plan, error) {
 		return nil, fmt.Errorf("built-in check.yaml: %w", err)
 	}
 	reg := steps.Builtin()
-	inv, err := runner.LoadInventory(f.inventory)
+	inv, err := runner.LoadInventory(f.inventories...)
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,9 @@ import (
 
 // commonFlags are the flags of run, validate and check.
 type commonFlags struct {
+	// inventory is the first -i source; inventories are all of them, in order.
 	inventory   string
+	inventories sourcesFlag
 	dryRun      bool
 	limit       string
 	forks       int
@@ -70,8 +72,8 @@ func parseFlags(name string, args []string, stderr io.Writer, withPlaybook, with
 	f := &commonFlags{vars: varFlag{}}
 	fs := flag.NewFlagSet("kplay "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.inventory, "i", "", "inventory `file` (kplay or Ansible YAML)")
-	fs.StringVar(&f.inventory, "inventory", "", "inventory `file` (same as -i)")
+	fs.Var(&f.inventories, "i", "inventory `source`: kplay or Ansible YAML, INI, a directory, or host1,host2, (repeatable, merged in order)")
+	fs.Var(&f.inventories, "inventory", "inventory `source` (same as -i)")
 	fs.StringVar(&f.limit, "limit", "", "only these `hosts or groups`, comma-separated")
 	fs.IntVar(&f.forks, "forks", 0, "at most `N` hosts at once within a batch (default: the playbook's forks, or 50)")
 	outputs := runOutputs
@@ -111,6 +113,9 @@ func parseFlags(name string, args []string, stderr io.Writer, withPlaybook, with
 		}
 		f.playbookArg = append(f.playbookArg, fs.Arg(0))
 		rest = fs.Args()[1:]
+	}
+	if len(f.inventories) > 0 {
+		f.inventory = f.inventories[0]
 	}
 	switch {
 	case withPlaybook && len(f.playbookArg) != 1:

@@ -100,6 +100,7 @@ Usage:
   kplay validate PLAYBOOK -i INVENTORY        check everything that needs no host
   kplay check -i INVENTORY [--within 30d]     CI gate: exit 3 if a certificate expires soon
   kplay runs [-n 20]                          recent runs recorded on this controller
+  kplay inventory -i INVENTORY --list         show the inventory as ansible-inventory does (--graph, --host NAME)
   kplay version                               print the version
 
 Exit codes: 0 ok, 1 a host failed, 2 bad input, 3 (check) expiring, 130 interrupted.
@@ -121,6 +122,8 @@ func runCLI(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.W
 		return cmdCheck(ctx, rollbackCtx, args[1:], stdout, stderr)
 	case "runs":
 		return cmdRuns(args[1:], os.Getenv, stdout, stderr)
+	case "inventory":
+		return cmdInventory(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "kplay %s\n", version)
 		return exitOK

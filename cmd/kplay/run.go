@@ -54,7 +54,7 @@ func cmdRun(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.W
 // load reads, validates and compiles a playbook against the inventory.
 func load(playbook string, f *commonFlags) (*runner.Plan, error) {
 	reg := steps.Builtin()
-	inv, err := runner.LoadInventory(f.inventory)
+	inv, err := runner.LoadInventory(f.inventories...)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,11 @@ func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags
 	if left := rep.Unfinished(); len(left) > 0 && !f.dryRun && !rep.Interrupted {
 		// Rerunning is safe: renewal renews again, restarts restart only
 		// what still runs on old files.
-		rep.Resume = shellquote.QuoteAll("kplay", "run", f.playbookArg[0], "-i", f.inventory, "--limit", strings.Join(left, ","))
+		args := []string{"kplay", "run", f.playbookArg[0]}
+		for _, src := range f.inventories {
+			args = append(args, "-i", src)
+		}
+		rep.Resume = shellquote.QuoteAll(append(args, "--limit", strings.Join(left, ","))...)
 	}
 	if lw != nil {
 		lw.Finish()
