@@ -76,6 +76,9 @@ func WriteRecap(w io.Writer, rep *Report) error {
 			fmt.Fprintf(&b, "  restore by hand: %s\n", r)
 		}
 	}
+	if nothingDone(rep) {
+		b.WriteString("\nnothing to do: every step on every host found nothing to change\n")
+	}
 	if rep.Stopped != "" {
 		fmt.Fprintf(&b, "\nstopped: %s\n", rep.Stopped)
 	}
@@ -84,6 +87,21 @@ func WriteRecap(w io.Writer, rep *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// nothingDone says a real run finished on every host without a failure and
+// without changing anything: a scheduled run with nothing due.
+func nothingDone(rep *Report) bool {
+	if rep.DryRun || rep.Stopped != "" || len(rep.Hosts) == 0 {
+		return false
+	}
+	for _, h := range rep.Hosts {
+		t := h.Totals
+		if t.Changed > 0 || t.Failed > 0 || t.RolledBack > 0 || t.NotRun > 0 || h.Error != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // WriteJSON writes the report as one JSON document.

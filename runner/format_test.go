@@ -119,3 +119,37 @@ func TestProgressColor(t *testing.T) {
 		}
 	}
 }
+
+// TestRecapNothingToDo: the recap says there was nothing to do only for a
+// real run in which no host changed, failed, rolled back or was left out.
+func TestRecapNothingToDo(t *testing.T) {
+	quiet := func() *Report {
+		return &Report{Playbook: "Renew", RunID: "r", Hosts: []*HostReport{
+			{Name: "cp1", Status: StatusOK, Totals: Totals{OK: 3, Skipped: 2}},
+			{Name: "cp2", Status: StatusOK, Totals: Totals{OK: 5}},
+		}}
+	}
+	tests := []struct {
+		name   string
+		change func(*Report)
+		want   bool
+	}{
+		{"nothing changed", func(*Report) {}, true},
+		{"one change", func(r *Report) { r.Hosts[1].Totals.Changed = 1 }, false},
+		{"a failure", func(r *Report) { r.Hosts[0].Totals.Failed = 1 }, false},
+		{"a host not run", func(r *Report) { r.Hosts[0].Totals.NotRun = 2 }, false},
+		{"dry run", func(r *Report) { r.DryRun = true }, false},
+		{"stopped", func(r *Report) { r.Stopped = "could not lock" }, false},
+	}
+	for _, tt := range tests {
+		rep := quiet()
+		tt.change(rep)
+		var b strings.Builder
+		if err := WriteRecap(&b, rep); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(b.String(), "nothing to do"); got != tt.want {
+			t.Errorf("%s: says nothing to do = %v, want %v\n%s", tt.name, got, tt.want, b.String())
+		}
+	}
+}

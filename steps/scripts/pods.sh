@@ -15,7 +15,11 @@
 #   now NOW              the host's clock
 # Times are seconds since the epoch, with a fraction.
 set -u
-btime=$(awk '/^btime/ {print $2}' /proc/stat)
+# The boot time to 10 ms: the clock now less /proc/uptime. /proc/stat's
+# btime is whole seconds, which made a process started just after its files
+# changed look older than them.
+boot=$(awk -v now="$(date +%s.%N)" '{printf "%.3f", now - $1; exit}' /proc/uptime 2>/dev/null) ||
+  boot=$(awk '/^btime/ {print $2}' /proc/stat)
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
 # podpid comes from pod_lib.sh, sent in front of this script.
 while [ $# -gt 1 ] && [ "$1" != -- ]; do
@@ -25,7 +29,7 @@ while [ $# -gt 1 ] && [ "$1" != -- ]; do
   start=
   if [ -n "$pid" ] && [ -r "/proc/$pid/stat" ]; then
     # Field 22 of /proc/PID/stat, counted after the ") " that ends comm.
-    start=$(sed 's/.*) //' "/proc/$pid/stat" | awk -v b="$btime" -v hz="$hz" '{printf "%.2f", b + $20 / hz}')
+    start=$(sed 's/.*) //' "/proc/$pid/stat" | awk -v b="$boot" -v hz="$hz" '{printf "%.2f", b + $20 / hz}')
   fi
   printf 'pod %s %s %s\n' "$comm" "${pid:--}" "${start:--}"
 done
