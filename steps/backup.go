@@ -27,6 +27,22 @@ const (
 type backupParams struct {
 	KubernetesDir string `yaml:"kubernetes_dir"`
 	BackupDir     string `yaml:"backup_dir"`
+	Keep          *int   `yaml:"keep"`
+}
+
+// DefaultBackupKeep is how many complete backups a host keeps under the
+// backup dir: each holds the CA keys, so they are not kept for ever.
+const DefaultBackupKeep = 10
+
+// backupKeep validates a keep: value (nil: the default; 0: keep all).
+func backupKeep(e paramExpander, key string, v *int) (int, error) {
+	if v == nil {
+		return DefaultBackupKeep, nil
+	}
+	if *v < 0 {
+		return 0, e.errorf(key, "must be 0 (keep every backup) or more, not %d", *v)
+	}
+	return *v, nil
 }
 
 // BackupInfo is a verified backup of a host's kubernetes dir: the Data of a
@@ -44,6 +60,8 @@ type BackupInfo struct {
 	Files int `json:"files"`
 	// Bytes is the size of the backed-up files.
 	Bytes int64 `json:"bytes"`
+	// Pruned is how many older backups were removed to keep Keep.
+	Pruned int `json:"pruned,omitempty"`
 	// Restore is the command a person runs on the host to restore it.
 	Restore string `json:"restore"`
 }
@@ -54,6 +72,8 @@ type Backup struct {
 	KubeDir string
 	// Root is the directory under which <run id>/ is created.
 	Root string
+	// Keep is how many complete backups to keep under Root (0: all).
+	Keep int
 }
 
 // NewBackup builds a backup step.
@@ -73,6 +93,9 @@ func NewBackup(n *yaml.Node, x Expander) (Step, error) {
 	}
 	if s.Root == s.KubeDir || strings.HasPrefix(s.Root+"/", s.KubeDir+"/") {
 		return nil, e.errorf("backup_dir", "must not be inside kubernetes_dir %s", s.KubeDir)
+	}
+	if s.Keep, err = backupKeep(e, "keep", p.Keep); err != nil {
+		return nil, err
 	}
 	return &s, nil
 }
@@ -94,13 +117,13 @@ func (s *Backup) Plan(ctx context.Context, t *Target) (Plan, error) {
 
 // Apply takes and verifies the backup. Backups are kept, so there is no undo.
 func (s *Backup) Apply(ctx context.Context, t *Target) (Result, error) {
-	info, err := takeBackup(ctx, t, s.KubeDir, s.Root)
+	info, err := takeBackup(ctx, t, s.KubeDir, s.Root, s.Keep)
 	if err != nil {
 		return Result{}, err
 	}
 	return Result{
 		Changed: true,
-		Message: fmt.Sprintf("run %s: backup of %s in %s (%d files, checksums verified); restore with: %s", info.RunID, info.KubeDir, info.Dir, info.Files, info.Restore),
+		Message: fmt.Sprintf("run %s: backup of %s in %s (%d files, checksums verified)%s; restore with: %s", info.RunID, info.KubeDir, info.Dir, info.Files, prunedNote(info.Pruned, s.Keep), info.Restore),
 		Data:    info,
 	}, nil
 }
@@ -119,16 +142,18 @@ var (
 	backupSh string
 	//go:embed scripts/restore.sh
 	restoreSh string
+	//go:embed scripts/tree_lib.sh
+	treeLibSh string
 )
 
 // backupScript copies, checksums and verifies; with plan=1 it only measures.
 // Its stdin becomes restore.sh.
-func backupScript(kubeDir, root, dir string, plan bool) string {
+func backupScript(kubeDir, root, dir string, plan bool, keep int) string {
 	mode := "0"
 	if plan {
 		mode = "1"
 	}
-	return shellquote.Script(backupSh, kubeDir, root, dir, mode)
+	return shellquote.Script(treeLibSh+backupSh, kubeDir, root, dir, mode, strconv.Itoa(keep))
 }
 
 // restoreScript is the restore.sh of the backup in dir: the variables it
@@ -136,7 +161,7 @@ func backupScript(kubeDir, root, dir string, plan bool) string {
 // so it takes no arguments.
 func restoreScript(kubeDir, dir string) string {
 	return "#!/bin/sh\n# kplay: restore " + oneLine(kubeDir) + " (pki, *.conf, manifests) from the backup in " + oneLine(dir) + ".\n" +
-		"kd=" + shellquote.Quote(kubeDir) + "; b=" + shellquote.Quote(dir) + "\n" + restoreSh
+		"kd=" + shellquote.Quote(kubeDir) + "; b=" + shellquote.Quote(dir) + "\n" + treeLibSh + restoreSh
 }
 
 // restoreHint is what a person runs on the host to restore by hand.
@@ -148,7 +173,7 @@ func planBackup(ctx context.Context, t *Target, kubeDir, root string) (info Back
 	if err != nil {
 		return info, 0, 0, err
 	}
-	cmd := backupScript(kubeDir, root, dir, true)
+	cmd := backupScript(kubeDir, root, dir, true, 0)
 	out, err := t.Run(ctx, cmd)
 	if err != nil {
 		return info, 0, 0, fmt.Errorf("measuring a backup of %s: %w", kubeDir, err)
@@ -170,22 +195,23 @@ func planBackup(ctx context.Context, t *Target, kubeDir, root string) (info Back
 // takeBackup copies kubeDir to <root>/<run id>, verifies the copy against a
 // checksum manifest, and records it in the host's facts. On any failure the
 // partial backup is removed and the host is otherwise unchanged.
-func takeBackup(ctx context.Context, t *Target, kubeDir, root string) (BackupInfo, error) {
+func takeBackup(ctx context.Context, t *Target, kubeDir, root string, keep int) (BackupInfo, error) {
 	dir, err := backupDir(root, t.RunID)
 	if err != nil {
 		return BackupInfo{}, err
 	}
-	out, err := t.RunInput(ctx, backupScript(kubeDir, root, dir, false), []byte(restoreScript(kubeDir, dir)))
+	out, err := t.RunInput(ctx, backupScript(kubeDir, root, dir, false, keep), []byte(restoreScript(kubeDir, dir)))
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("backup of %s to %s: %w", kubeDir, dir, err)
 	}
 	f := strings.Fields(lastLine(out))
-	if len(f) != 3 || f[0] != "ok" {
+	if len(f) != 4 || f[0] != "ok" {
 		return BackupInfo{}, fmt.Errorf("backup of %s to %s: unexpected output %q", kubeDir, dir, lastLine(out))
 	}
 	files, _ := strconv.Atoi(f[1])
 	bytes, _ := strconv.ParseInt(f[2], 10, 64)
-	info := BackupInfo{Host: t.Name(), RunID: t.RunID, Dir: dir, KubeDir: kubeDir, Files: files, Bytes: bytes, Restore: restoreHint(dir)}
+	pruned, _ := strconv.Atoi(f[3])
+	info := BackupInfo{Host: t.Name(), RunID: t.RunID, Dir: dir, KubeDir: kubeDir, Files: files, Bytes: bytes, Pruned: pruned, Restore: restoreHint(dir)}
 	t.Facts.Set(factBackup, info)
 	return info, nil
 }
@@ -210,6 +236,14 @@ func backupFact(t *Target, key, kubeDir string) (BackupInfo, bool) {
 		return BackupInfo{}, false
 	}
 	return b, true
+}
+
+// prunedNote says how many older backups retention removed, if any.
+func prunedNote(pruned, keep int) string {
+	if pruned == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; removed %d older backup(s), keeping the newest %d", pruned, keep)
 }
 
 // oneLine makes s safe for a shell comment: a newline in a path must not

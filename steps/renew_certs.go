@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	_ "embed" // scripts/renew.sh
 	"fmt"
 	"path"
 	"slices"
@@ -20,6 +21,7 @@ type renewCertsParams struct {
 	Certs         []string        `yaml:"certs"`
 	Config        string          `yaml:"config"`
 	OnlyWithin    *yamlx.Duration `yaml:"only_within"`
+	BackupKeep    *int            `yaml:"backup_keep"`
 	Validity      *yamlx.Duration `yaml:"validity"`
 	Kubeadm       string          `yaml:"kubeadm"`
 	KubernetesDir string          `yaml:"kubernetes_dir"`
@@ -41,6 +43,9 @@ type RenewCerts struct {
 	Config string
 	// OnlyWithin, when set, skips the step unless a target expires within it.
 	OnlyWithin time.Duration
+	// BackupKeep is the keep: of the backup renew_certs takes itself when no
+	// backup step ran.
+	BackupKeep int
 	// Validity is how long renewed certificates will be valid; 0 means the
 	// config's certificateValidityPeriod, or kubeadm's default of 365 days.
 	Validity time.Duration
@@ -65,6 +70,9 @@ func NewRenewCerts(n *yaml.Node, x Expander) (Step, error) {
 		return nil, err
 	}
 	if s.BackupRoot, err = e.abs("backup_dir", p.BackupDir, DefaultBackupDir); err != nil {
+		return nil, err
+	}
+	if s.BackupKeep, err = backupKeep(e, "backup_keep", p.BackupKeep); err != nil {
 		return nil, err
 	}
 	if s.Kubeadm, err = e.text("kubeadm", p.Kubeadm, "kubeadm"); err != nil {
@@ -229,20 +237,29 @@ func (s *RenewCerts) kubeadmCommands() []string {
 	return cmds
 }
 
+// renewSh renews once the backup is verified (scripts/renew.sh).
+//
+//go:embed scripts/renew.sh
+var renewSh string
+
 // Exit statuses of the renew script that mean nothing was changed.
 const (
 	exitNoKubeadm = 96
 	exitNoBackup  = 97
 )
 
-// renewScript checks kubeadm and the backup, then renews.
+// renewScript checks kubeadm and the backup, then renews
+// (scripts/renew.sh).
 func (s *RenewCerts) renewScript(backup string) string {
-	return sh(fmt.Sprintf("set -eu\nb=%s; k=%s\n", shellquote.Quote(backup), shellquote.Quote(s.Kubeadm)) +
-		fmt.Sprintf(`command -v "$k" >/dev/null 2>&1 || { echo "kubeadm not found on the host ($k)" >&2; exit %d; }
-if [ ! -f "$b/COMPLETE" ] || ! (cd "$b/files" && sha256sum -c --quiet --strict "$b/SHA256SUMS") >/dev/null 2>&1; then
-  echo "backup $b is missing or fails its checksums; not renewing" >&2; exit %d
-fi
-`, exitNoKubeadm, exitNoBackup) + strings.Join(s.kubeadmCommands(), "\n") + "\n")
+	certDir := ""
+	if s.KubeDir != DefaultKubernetesDir {
+		certDir = path.Join(s.KubeDir, "pki")
+	}
+	names := []string{"all"}
+	if s.Certs != nil {
+		names = s.Certs
+	}
+	return shellquote.Script(treeLibSh+renewSh, append([]string{backup, s.KubeDir, s.Kubeadm, s.Config, certDir}, names...)...)
 }
 
 // Plan says which certificates would be renewed, with their current expiry.
@@ -290,7 +307,7 @@ func (s *RenewCerts) Apply(ctx context.Context, t *Target) (Result, error) {
 	b, ok := backupFact(t, factBackup, s.KubeDir)
 	took := ""
 	if !ok {
-		if b, err = takeBackup(ctx, t, s.KubeDir, s.BackupRoot); err != nil {
+		if b, err = takeBackup(ctx, t, s.KubeDir, s.BackupRoot, s.BackupKeep); err != nil {
 			return Result{}, fmt.Errorf("no backup step ran, and taking a backup failed, so nothing was renewed: %w", err)
 		}
 		took = " (taken by renew_certs)"

@@ -3,8 +3,11 @@ package steps
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,13 +56,33 @@ func TestBackupKeepsModesAndRestoresByteForByte(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o700 {
 		t.Errorf("backup dir mode: %v %v", st.Mode(), err)
 	}
-	for _, rel := range []string{"pki/ca.key", "pki/front-proxy-ca.crt", "admin.conf", "manifests"} {
+	// The copies hold the CA keys: files 0600, directories 0700, whatever
+	// the originals' modes; MODES keeps those for restore.sh.
+	modes, err := os.ReadFile(filepath.Join(dir, "MODES"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"pki/ca.key", "pki/front-proxy-ca.crt", "admin.conf", "manifests/kube-apiserver.yaml"} {
 		a, _ := os.Lstat(filepath.Join(h.root, "etc/kubernetes", rel))
 		b, _ := os.Lstat(filepath.Join(dir, "files", rel))
-		sa, sb := a.Sys().(*syscall.Stat_t), b.Sys().(*syscall.Stat_t)
-		if a.Mode() != b.Mode() || sa.Uid != sb.Uid || sa.Gid != sb.Gid {
-			t.Errorf("%s: mode/owner %v %d:%d, backup %v %d:%d", rel, a.Mode(), sa.Uid, sa.Gid, b.Mode(), sb.Uid, sb.Gid)
+		sa := a.Sys().(*syscall.Stat_t)
+		if b.Mode().Perm() != 0o600 {
+			t.Errorf("%s: backup copy mode %v, want 0600", rel, b.Mode())
 		}
+		want := fmt.Sprintf("%o %d %d %s\n", a.Mode().Perm(), sa.Uid, sa.Gid, rel)
+		if !strings.Contains(string(modes), want) {
+			t.Errorf("MODES lacks %q:\n%s", want, modes)
+		}
+	}
+	if err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err == nil && e.IsDir() {
+			if st, _ := os.Stat(p); st.Mode().Perm() != 0o700 {
+				t.Errorf("backup directory %s: mode %v, want 0700", p, st.Mode())
+			}
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if got, ok := backupFact(tg, factBackup, DefaultKubernetesDir); !ok || got.Dir != info.Dir {
 		t.Errorf("fact: %+v %v", got, ok)
@@ -223,11 +246,28 @@ func TestRenewThenVerifyThenUndo(t *testing.T) {
 		t.Errorf("verify after a skipped renew: %v", err)
 	}
 
-	if err := r.Undo.Fn(ctx, tg); err != nil {
-		t.Fatal(err)
+	// A change made after the run (here: to the apiserver manifest) makes
+	// the backup's restore.sh refuse, naming the file, until --force; the
+	// run's own undo refuses likewise rather than undo it silently.
+	man := filepath.Join(h.root, "etc/kubernetes/manifests/kube-apiserver.yaml")
+	f, err := os.OpenFile(man, os.O_APPEND|os.O_WRONLY, 0)
+	must(t, err)
+	_, err = f.WriteString("# changed after the run\n")
+	must(t, err)
+	must(t, f.Close())
+	restore := "sh /var/lib/kplay/backups/" + tg.RunID + "/restore.sh"
+	out, err := h.Run(ctx, restore)
+	if err == nil || !strings.Contains(err.Error(), "exit status 4") || !strings.Contains(err.Error(), "manifests/kube-apiserver.yaml") || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("restore.sh over a changed tree: %v\n%s", err, out)
+	}
+	if err := r.Undo.Fn(ctx, tg); err == nil {
+		t.Error("undo over a tree changed after the run: want a refusal")
+	}
+	if out, err := h.Run(ctx, restore+" --force"); err != nil {
+		t.Fatalf("restore.sh --force: %v\n%s", err, out)
 	}
 	if d := diffSnapshots(orig, withoutPrefix(snapshot(t, h), backupPrefix)); len(d) > 0 {
-		t.Errorf("after undo the host differs:\n%s", strings.Join(d, "\n"))
+		t.Errorf("after restore.sh --force the host differs:\n%s", strings.Join(d, "\n"))
 	}
 	h.assertNoSecrets(t, nil)
 }
@@ -437,4 +477,50 @@ func TestVerifyEnddateFailures(t *testing.T) {
 		t.Errorf("missing key: %v", err)
 	}
 	h.assertNoSecrets(t, nil)
+}
+
+// TestBackupRetention: after a backup, only the newest keep: complete
+// backups stay; incomplete ones and directories that are not kplay backups
+// are never touched; keep: 0 keeps everything; a negative keep is refused.
+func TestBackupRetention(t *testing.T) {
+	t.Parallel()
+	h := newPKIHost(t, pkiOpts{})
+	ctx := testCtx(t)
+	root := filepath.Join(h.root, "var/lib/kplay/backups")
+	old := func(name string, complete bool) {
+		must(t, os.MkdirAll(filepath.Join(root, name, "files"), 0o700))
+		if complete {
+			must(t, os.WriteFile(filepath.Join(root, name, "COMPLETE"), []byte("x\n"), 0o600))
+		}
+	}
+	for i := 1; i <= 12; i++ {
+		old(fmt.Sprintf("202501%02dT000000Z-aaaaaa", i), true)
+	}
+	old("20250113T000000Z-incomplete", false)
+	old("my notes", true)
+	old("20250114T000000Z-a b", true) // not a name kplay makes: left alone
+	tg := h.target()                  // its run id sorts after all of them
+	r, err := newStep(t, "backup", "keep: 3").Apply(ctx, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := r.Data.(BackupInfo); info.Pruned != 10 || !strings.Contains(r.Message, "removed 10 older backup(s), keeping the newest 3") {
+		t.Errorf("pruned %d: %s", info.Pruned, r.Message)
+	}
+	var left []string
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	want := []string{"20250111T000000Z-aaaaaa", "20250112T000000Z-aaaaaa", "20250113T000000Z-incomplete", "20250114T000000Z-a b", "my notes", tg.RunID}
+	sort.Strings(want)
+	if strings.Join(left, "|") != strings.Join(want, "|") {
+		t.Errorf("left after keep 3:\n%v\nwant\n%v", left, want)
+	}
+	if s, err := buildStep("backup", "keep: 0"); err != nil || s.(*Backup).Keep != 0 {
+		t.Errorf("keep 0 (keep all): %+v, %v", s, err)
+	}
+	if _, err := buildStep("backup", "keep: -1"); err == nil || !strings.Contains(err.Error(), "keep") {
+		t.Errorf("keep -1: %v", err)
+	}
 }
