@@ -40,6 +40,8 @@ type Inventory struct {
 	Groups map[string][]string
 
 	byName map[string]*HostSpec
+	// src is the inventory as read, for host patterns.
+	src *inventory.Inventory
 }
 
 // Host returns the named host, or nil.
@@ -82,7 +84,7 @@ func invConfigErr(err error) error {
 // Ansible merges them, and its connection settings from the ansible_*
 // variables kplay honours. Any other ansible_* variable is an error.
 func FromInventory(src *inventory.Inventory) (*Inventory, error) {
-	inv := &Inventory{File: strings.Join(src.Sources, ","), Groups: map[string][]string{}, byName: map[string]*HostSpec{}}
+	inv := &Inventory{File: strings.Join(src.Sources, ","), Groups: map[string][]string{}, byName: map[string]*HostSpec{}, src: src}
 	for _, h := range src.Hosts() {
 		spec := &HostSpec{Name: h.Name, Address: h.Name, File: h.Pos.File, Line: h.Pos.Line,
 			Vars: map[string]string{}, Structured: map[string]string{}}

@@ -74,7 +74,7 @@ func parseFlags(name string, args []string, stderr io.Writer, withPlaybook, with
 	fs.SetOutput(stderr)
 	fs.Var(&f.inventories, "i", "inventory `source`: kplay or Ansible YAML, INI, a directory, or host1,host2, (repeatable, merged in order)")
 	fs.Var(&f.inventories, "inventory", "inventory `source` (same as -i)")
-	fs.StringVar(&f.limit, "limit", "", "only these `hosts or groups`, comma-separated")
+	fs.StringVar(&f.limit, "limit", "", "only the hosts of these Ansible host `patterns`: names, groups, globs (cp*), ~regex, a,b or a:b (union), a:&b (and), a:!b (not), @FILE (one a line)")
 	fs.IntVar(&f.forks, "forks", 0, "at most `N` hosts at once within a batch (default: the playbook's forks, or 50)")
 	outputs := runOutputs
 	if withCheck {
@@ -180,13 +180,11 @@ func usageErr(fs *flag.FlagSet, format string, a ...any) error {
 	return errUsage
 }
 
-// limitList splits --limit.
+// limitList is --limit as runner.CompileOptions takes it: one Ansible
+// host pattern string, split and resolved by the runner.
 func (f *commonFlags) limitList() []string {
-	var out []string
-	for _, s := range strings.Split(f.limit, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
+	if strings.TrimSpace(f.limit) == "" {
+		return nil
 	}
-	return out
+	return []string{f.limit}
 }
