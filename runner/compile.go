@@ -98,7 +98,31 @@ func Compile(pb *Playbook, inv *Inventory, o CompileOptions) (*Plan, error) {
 			p.Hosts = append(p.Hosts, h)
 		}
 	}
+	if err := checkSameMachine(p.Hosts); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// checkSameMachine refuses two targeted hosts with the same address and
+// port: the run would lock the machine under one name and then find it
+// locked under the other, and would renew and restart it twice.
+func checkSameMachine(hosts []*HostSpec) error {
+	type endpoint struct {
+		addr string
+		port int
+	}
+	seen := map[endpoint]*HostSpec{}
+	for _, h := range hosts {
+		e := endpoint{strings.ToLower(h.Address), h.Port}
+		if first, ok := seen[e]; ok {
+			return &ConfigError{File: h.File, Line: h.Line, Key: h.Name,
+				Msg: fmt.Sprintf("hosts %q (%s:%d) and %q (%s:%d) are the same machine, %s port %d: target it under one name",
+					first.Name, first.File, first.Line, h.Name, h.File, h.Line, h.Address, h.Port)}
+		}
+		seen[e] = h
+	}
+	return nil
 }
 
 // limitErr positions a --limit error: on the line of a --limit @FILE, or
