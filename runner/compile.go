@@ -20,8 +20,11 @@ type Plan struct {
 	Inventory *Inventory
 	// Hosts are the hosts of every play, in inventory order.
 	Hosts []*HostSpec
-	// Plays are the plays, bound, in playbook order.
+	// Plays are the plays, bound, in playbook order; a play whose steps
+	// the StepFilter all left out is not among them.
 	Plays []*PlayPlan
+	// Skipped are the steps the StepFilter left out, in playbook order.
+	Skipped []SkippedStep
 }
 
 // PlayPlan is one play bound to the inventory.
@@ -59,6 +62,8 @@ type CompileOptions struct {
 	Vars map[string]string
 	// Registry is the step types; nil means steps.Builtin().
 	Registry steps.Registry
+	// Steps selects steps by tags and --start-at-step.
+	Steps StepFilter
 }
 
 // Compile binds pb to inv.
@@ -74,9 +79,13 @@ func Compile(pb *Playbook, inv *Inventory, o CompileOptions) (*Plan, error) {
 			return nil, limitErr(inv, err)
 		}
 	}
-	p := &Plan{Playbook: pb, Inventory: inv}
+	plays, skipped, err := o.Steps.apply(pb)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Playbook: pb, Inventory: inv, Skipped: skipped}
 	inAny := map[string]bool{}
-	for _, play := range pb.Plays {
+	for _, play := range plays {
 		pp, err := compilePlay(pb.File, play, inv, limit, o, reg)
 		if err != nil {
 			return nil, err
@@ -88,7 +97,7 @@ func Compile(pb *Playbook, inv *Inventory, o CompileOptions) (*Plan, error) {
 	}
 	if len(inAny) == 0 {
 		var hosts []string
-		for _, play := range pb.Plays {
+		for _, play := range plays {
 			hosts = append(hosts, play.Hosts...)
 		}
 		return nil, &ConfigError{File: "--limit", Msg: fmt.Sprintf("%s matches none of the playbook's hosts (%s)", strings.Join(o.Limit, ","), strings.Join(hosts, ","))}
