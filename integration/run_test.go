@@ -448,8 +448,12 @@ func TestBadInputContactsNoHost(t *testing.T) {
 		{"template in quotes", "hosts: all\nsteps:\n  - shell: |\n      set -e\n      echo '{{ host.name }}'\n", nil, `:3: key "steps[0].shell.cmd": line 2 of the command: {{ host.name }} is inside single quotes`},
 		{"unknown key", "hosts: all\nsteps:\n  - shell: {cmd: x, undoo: y}\n", nil, `:3: key "steps[0].shell.undoo": unknown key`},
 		{"unknown host", "hosts: cp9\nsteps:\n  - shell: x\n", nil, `:1: key "hosts": unknown host or group "cp9"`},
-		{"bad flag", "hosts: all\nsteps:\n  - shell: x\n", []string{"--forks", "many"}, `invalid value "many" for flag -forks`},
+		{"bad flag", "hosts: all\nsteps:\n  - shell: x\n", []string{"--forks", "many"}, `invalid argument "many" for "-f, --forks" flag`},
 		{"bad limit", "hosts: all\nsteps:\n  - shell: x\n", []string{"--limit", "nope"}, `unknown host or group "nope"`},
+		{"limit pattern matching nothing", "hosts: all\nsteps:\n  - shell: x\n", []string{"-l", "all:&nope*"}, `unknown host or group "&nope*"`},
+		{"unknown tag", "hosts: all\nsteps:\n  - shell: x\n    tags: a\n", []string{"--tags", "b"}, `--tags: no step of`},
+		{"-K without a terminal", "hosts: all\nsteps:\n  - shell: x\n", []string{"-K"}, `-K (--ask-become-pass) needs a terminal`},
+		{"-e list", "hosts: all\nsteps:\n  - shell: x\n", []string{"-e", `{"a": [1]}`}, `key "a": a list or a mapping`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -460,9 +464,13 @@ func TestBadInputContactsNoHost(t *testing.T) {
 			}
 		})
 	}
+	pb := writeFile(t, "pb.yaml", "hosts: all\nsteps:\n  - shell: x\n    tags: a\n")
+	if r := run(t, nil, "run", pb, "-i", inv, "--list-hosts", "--list-steps"); r.code != 0 || !strings.Contains(r.stdout, h.Name) || !strings.Contains(r.stdout, "[tags: a]") {
+		t.Errorf("--list-hosts --list-steps: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 	logAfter, _ := os.ReadFile(h.Path("/var/log/sshd.log"))
 	if strings.Count(string(logAfter), "Connection from") != strings.Count(string(logBefore), "Connection from") {
-		t.Error("bad input made kplay connect to a host")
+		t.Error("bad input or --list-hosts made kplay connect to a host")
 	}
 }
 

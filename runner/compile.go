@@ -1,12 +1,14 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 
 	"github.com/kplay/kplay/internal/yamlx"
+	"github.com/kplay/kplay/inventory"
 	"github.com/kplay/kplay/steps"
 )
 
@@ -18,8 +20,11 @@ type Plan struct {
 	Inventory *Inventory
 	// Hosts are the hosts of every play, in inventory order.
 	Hosts []*HostSpec
-	// Plays are the plays, bound, in playbook order.
+	// Plays are the plays, bound, in playbook order; a play whose steps
+	// the StepFilter all left out is not among them.
 	Plays []*PlayPlan
+	// Skipped are the steps the StepFilter left out, in playbook order.
+	Skipped []SkippedStep
 }
 
 // PlayPlan is one play bound to the inventory.
@@ -57,6 +62,8 @@ type CompileOptions struct {
 	Vars map[string]string
 	// Registry is the step types; nil means steps.Builtin().
 	Registry steps.Registry
+	// Steps selects steps by tags and --start-at-step.
+	Steps StepFilter
 }
 
 // Compile binds pb to inv.
@@ -68,13 +75,17 @@ func Compile(pb *Playbook, inv *Inventory, o CompileOptions) (*Plan, error) {
 	var limit map[string]bool
 	if len(o.Limit) > 0 {
 		var err error
-		if limit, err = resolveNames(inv, o.Limit); err != nil {
-			return nil, &ConfigError{File: "--limit", Msg: err.Error()}
+		if limit, err = resolvePatterns(inv, o.Limit, "--limit", 0, true); err != nil {
+			return nil, limitErr(inv, err)
 		}
 	}
-	p := &Plan{Playbook: pb, Inventory: inv}
+	plays, skipped, err := o.Steps.apply(pb)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Playbook: pb, Inventory: inv, Skipped: skipped}
 	inAny := map[string]bool{}
-	for _, play := range pb.Plays {
+	for _, play := range plays {
 		pp, err := compilePlay(pb.File, play, inv, limit, o, reg)
 		if err != nil {
 			return nil, err
@@ -86,7 +97,7 @@ func Compile(pb *Playbook, inv *Inventory, o CompileOptions) (*Plan, error) {
 	}
 	if len(inAny) == 0 {
 		var hosts []string
-		for _, play := range pb.Plays {
+		for _, play := range plays {
 			hosts = append(hosts, play.Hosts...)
 		}
 		return nil, &ConfigError{File: "--limit", Msg: fmt.Sprintf("%s matches none of the playbook's hosts (%s)", strings.Join(o.Limit, ","), strings.Join(hosts, ","))}
@@ -96,14 +107,64 @@ func Compile(pb *Playbook, inv *Inventory, o CompileOptions) (*Plan, error) {
 			p.Hosts = append(p.Hosts, h)
 		}
 	}
+	if err := checkSameMachine(p.Hosts); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// checkSameMachine refuses two targeted hosts with the same address and
+// port: the run would lock the machine under one name and then find it
+// locked under the other, and would renew and restart it twice.
+func checkSameMachine(hosts []*HostSpec) error {
+	type endpoint struct {
+		addr string
+		port int
+	}
+	seen := map[endpoint]*HostSpec{}
+	for _, h := range hosts {
+		e := endpoint{strings.ToLower(h.Address), h.Port}
+		if first, ok := seen[e]; ok {
+			return &ConfigError{File: h.File, Line: h.Line, Key: h.Name,
+				Msg: fmt.Sprintf("hosts %q (%s:%d) and %q (%s:%d) are the same machine, %s port %d: target it under one name",
+					first.Name, first.File, first.Line, h.Name, h.File, h.Line, h.Address, h.Port)}
+		}
+		seen[e] = h
+	}
+	return nil
+}
+
+// limitErr positions a --limit error: on the line of a --limit @FILE, or
+// on --limit.
+func limitErr(inv *Inventory, err error) error {
+	var pe *inventory.PatternError
+	if errors.As(err, &pe) && pe.Pattern.Line > 0 {
+		return &ConfigError{File: pe.Pattern.File, Line: pe.Pattern.Line, Key: "--limit", Msg: patternMsg(inv, err)}
+	}
+	return &ConfigError{File: "--limit", Msg: patternMsg(inv, err)}
+}
+
+// patternMsg says what is wrong with a host pattern, without where it is
+// (the ConfigError says that).
+func patternMsg(inv *Inventory, err error) string {
+	var pe *inventory.PatternError
+	switch {
+	case !errors.As(err, &pe):
+		return err.Error()
+	case pe.NoMatch:
+		groups := slices.Sorted(maps.Keys(inv.Groups))
+		return fmt.Sprintf("unknown host or group %q in %s: the pattern matches no group and no host (groups: %s)", pe.Pattern.Text, inv.File, strings.Join(groups, ", "))
+	case pe.Err != nil:
+		return fmt.Sprintf("host pattern %q %s: %v", pe.Pattern.Text, pe.Msg, pe.Err)
+	}
+	return fmt.Sprintf("host pattern %q %s", pe.Pattern.Text, pe.Msg)
 }
 
 // compilePlay binds one play: its hosts (within limit, if any), batches and steps.
 func compilePlay(file string, play *Play, inv *Inventory, limit map[string]bool, o CompileOptions, reg steps.Registry) (*PlayPlan, error) {
-	targets, err := resolveNames(inv, play.Hosts)
+	targets, err := resolvePatterns(inv, play.Hosts, file, play.hostsLine, false)
 	if err != nil {
-		return nil, &ConfigError{File: file, Line: play.hostsLine, Key: play.key + "hosts", Msg: err.Error()}
+		return nil, &ConfigError{File: file, Line: play.hostsLine, Key: play.key + "hosts", Msg: patternMsg(inv, err)}
 	}
 	pp := &PlayPlan{Play: play, Steps: map[string][]steps.Step{}, Vars: map[string]*Vars{}}
 	for _, h := range inv.Hosts {
@@ -159,22 +220,33 @@ func hostVars(pb *Play, h *HostSpec, cli map[string]string) *Vars {
 	return v
 }
 
-// resolveNames expands host and group names to the set of host names.
-func resolveNames(inv *Inventory, names []string) (map[string]bool, error) {
-	out := map[string]bool{}
-	for _, n := range names {
-		if g, ok := inv.Groups[n]; ok {
-			for _, h := range g {
-				out[h] = true
+// resolvePatterns returns the names of the hosts Ansible host patterns
+// select (globs, ~regex, groups, unions, :& intersections, :! exclusions,
+// [N] subscripts). Each entry of patterns is split as Ansible splits a
+// hosts: or --limit value; with atFiles, @FILE stands for FILE's lines.
+// file and line say where the patterns were written.
+func resolvePatterns(inv *Inventory, patterns []string, file string, line int, atFiles bool) (map[string]bool, error) {
+	var pats []inventory.Pattern
+	for _, entry := range patterns {
+		if atFiles {
+			ps, err := inventory.LimitPatterns(entry)
+			if err != nil {
+				return nil, err
 			}
+			pats = append(pats, ps...)
 			continue
 		}
-		if inv.Host(n) != nil {
-			out[n] = true
-			continue
+		for _, p := range inventory.SplitHostPattern(entry) {
+			pats = append(pats, inventory.Pattern{Text: p, File: file, Line: line})
 		}
-		groups := slices.Sorted(maps.Keys(inv.Groups))
-		return nil, fmt.Errorf("unknown host or group %q in %s (groups: %s)", n, inv.File, strings.Join(groups, ", "))
+	}
+	hosts, err := inv.src.Select(pats)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, h := range hosts {
+		out[h.Name] = true
 	}
 	return out, nil
 }

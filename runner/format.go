@@ -67,6 +67,7 @@ func WriteRecap(w io.Writer, rep *Report) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", h.Name, h.Status, t.OK, t.Changed, t.Failed, t.Skipped, t.RolledBack, t.NotRun, h.State)
 	}
 	tw.Flush()
+	writeSkipped(&b, rep.Skipped)
 	for _, h := range rep.Hosts {
 		if h.Error == "" && len(h.Restore) == 0 {
 			continue
@@ -102,6 +103,26 @@ func nothingDone(rep *Report) bool {
 		}
 	}
 	return true
+}
+
+// writeSkipped lists the steps left out by --tags, --skip-tags or
+// --start-at-step, one line each.
+func writeSkipped(b *strings.Builder, skipped []SkippedStep) {
+	for _, s := range skipped {
+		by := "by tags"
+		if s.Why != "tags" {
+			by = "by --" + s.Why
+		}
+		fmt.Fprintf(b, "skipped %s: %s: %s%s\n", by, s.Play, stepTitle(s.Name, s.Type), tagSuffix(s.Tags))
+	}
+}
+
+// tagSuffix is " [tags: a, b]", or "" without tags.
+func tagSuffix(tags []string) string {
+	if len(tags) == 0 {
+		return ""
+	}
+	return " [tags: " + strings.Join(tags, ", ") + "]"
 }
 
 // WriteJSON writes the report as one JSON document.

@@ -3,6 +3,7 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,8 @@ type Inventory struct {
 	Groups map[string][]string
 
 	byName map[string]*HostSpec
+	// src is the inventory as read, for host patterns.
+	src *inventory.Inventory
 }
 
 // Host returns the named host, or nil.
@@ -49,11 +52,40 @@ func (inv *Inventory) Host(name string) *HostSpec { return inv.byName[name] }
 // files, directories, host lists), merged in order, and resolves each
 // host's connection from its variables.
 func LoadInventory(sources ...string) (*Inventory, error) {
+	return LoadInventoryWith(ConnDefaults{}, sources...)
+}
+
+// ConnDefaults are connection settings from the command line (-u,
+// --private-key, -b). As in Ansible they are defaults: a host's inventory
+// variables win over them.
+type ConnDefaults struct {
+	User       string
+	PrivateKey string
+	Become     bool
+}
+
+// vars returns the defaults as the ansible_* variables they stand for.
+func (d ConnDefaults) vars() map[string]inventory.Var {
+	out := map[string]inventory.Var{}
+	if d.User != "" {
+		out["ansible_user"] = inventory.Var{Value: d.User, Pos: inventory.Pos{File: "-u"}}
+	}
+	if d.PrivateKey != "" {
+		out["ansible_ssh_private_key_file"] = inventory.Var{Value: d.PrivateKey, Pos: inventory.Pos{File: "--private-key"}}
+	}
+	if d.Become {
+		out["ansible_become"] = inventory.Var{Value: true, Pos: inventory.Pos{File: "-b"}}
+	}
+	return out
+}
+
+// LoadInventoryWith is LoadInventory with command-line connection defaults.
+func LoadInventoryWith(d ConnDefaults, sources ...string) (*Inventory, error) {
 	src, err := inventory.Load(sources...)
 	if err != nil {
 		return nil, invConfigErr(err)
 	}
-	return FromInventory(src)
+	return fromInventory(src, d)
 }
 
 // ParseInventory parses one inventory file's content; file is used in errors.
@@ -82,11 +114,16 @@ func invConfigErr(err error) error {
 // Ansible merges them, and its connection settings from the ansible_*
 // variables kplay honours. Any other ansible_* variable is an error.
 func FromInventory(src *inventory.Inventory) (*Inventory, error) {
-	inv := &Inventory{File: strings.Join(src.Sources, ","), Groups: map[string][]string{}, byName: map[string]*HostSpec{}}
+	return fromInventory(src, ConnDefaults{})
+}
+
+func fromInventory(src *inventory.Inventory, d ConnDefaults) (*Inventory, error) {
+	defaults := d.vars()
+	inv := &Inventory{File: strings.Join(src.Sources, ","), Groups: map[string][]string{}, byName: map[string]*HostSpec{}, src: src}
 	for _, h := range src.Hosts() {
 		spec := &HostSpec{Name: h.Name, Address: h.Name, File: h.Pos.File, Line: h.Pos.Line,
 			Vars: map[string]string{}, Structured: map[string]string{}}
-		if err := resolveHost(spec, src.HostVars(h)); err != nil {
+		if err := resolveHost(spec, withConnDefaults(src.HostVars(h), defaults)); err != nil {
 			return nil, err
 		}
 		inv.Hosts = append(inv.Hosts, spec)
@@ -104,6 +141,21 @@ func FromInventory(src *inventory.Inventory) (*Inventory, error) {
 		inv.Groups[g.Name] = names
 	}
 	return inv, nil
+}
+
+// withConnDefaults adds each default whose setting vars do not make under
+// any of its names.
+func withConnDefaults(vars inventory.Vars, defaults map[string]inventory.Var) inventory.Vars {
+	for _, cs := range connSettings() {
+		for _, n := range cs.names {
+			d, ok := defaults[n]
+			if !ok || slices.ContainsFunc(cs.names, func(name string) bool { _, set := vars[name]; return set }) {
+				continue
+			}
+			vars[n] = d
+		}
+	}
+	return vars
 }
 
 // resolveHost fills h from its merged variables.

@@ -330,3 +330,37 @@ func TestQuotedTemplateRejected(t *testing.T) {
 		t.Errorf("Text: %q, %v", got, err)
 	}
 }
+
+func TestCompileRefusesOneMachineUnderTwoNames(t *testing.T) {
+	tests := []struct{ name, inv, limit, want string }{
+		{"same address", "[cp]\ncp1 ansible_host=10.0.0.1\ncp1-alias ansible_host=10.0.0.1\n", "",
+			`inv.ini:3: key "cp1-alias": hosts "cp1" (inv.ini:2) and "cp1-alias" (inv.ini:3) are the same machine, 10.0.0.1 port 22`},
+		{"name is the other's address", "[cp]\n10.0.0.1\ncp1 ansible_host=10.0.0.1 ansible_port=22\n", "",
+			`hosts "10.0.0.1" (inv.ini:2) and "cp1" (inv.ini:3) are the same machine`},
+		{"other port", "[cp]\ncp1 ansible_host=10.0.0.1\ncp2 ansible_host=10.0.0.1 ansible_port=2222\n", "", ""},
+		{"one of them not targeted", "[cp]\ncp1 ansible_host=10.0.0.1\ncp1-alias ansible_host=10.0.0.1\n", "cp1", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inv, err := ParseInventory("inv.ini", []byte(tt.inv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pb, err := ParsePlaybook("pb.yaml", []byte("hosts: cp\nsteps: [{shell: x}]\n"), steps.Builtin())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var limit []string
+			if tt.limit != "" {
+				limit = []string{tt.limit}
+			}
+			_, err = Compile(pb, inv, CompileOptions{Limit: limit})
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tt.want != "" && (err == nil || !IsConfigError(err) || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("error\n  %v\nwant config error containing\n  %s", err, tt.want)
+			}
+		})
+	}
+}

@@ -112,7 +112,9 @@ type StepEntry struct {
 	Delay   time.Duration
 	// RunOnce is nil when the playbook does not say; the step type decides.
 	RunOnce *bool
-	Line    int
+	// Tags select the step with --tags and --skip-tags.
+	Tags []string
+	Line int
 	// Key is the step's path in the playbook, e.g. steps[2] or [1].steps[0].
 	Key string
 }
@@ -312,9 +314,15 @@ func parseStep(file string, n *yaml.Node, path string, reg steps.Registry) (*Ste
 				return nil, &ConfigError{File: file, Line: v.Line, Key: kp, Msg: fmt.Sprintf("bad boolean %q", v.Value)}
 			}
 			s.RunOnce = &b
+		case "tags":
+			tags, err := stringList(file, v, kp)
+			if err != nil {
+				return nil, err
+			}
+			s.Tags = tags
 		default:
 			if _, ok := reg[k.Value]; !ok {
-				return nil, &ConfigError{File: file, Line: k.Line, Key: kp, Msg: fmt.Sprintf("unknown step type or key %q (step types: %s; common keys: name, timeout, retries, delay, run_once)", k.Value, strings.Join(reg.Names(), ", "))}
+				return nil, &ConfigError{File: file, Line: k.Line, Key: kp, Msg: fmt.Sprintf("unknown step type or key %q (step types: %s; common keys: name, tags, timeout, retries, delay, run_once)", k.Value, strings.Join(reg.Names(), ", "))}
 			}
 			if s.Type != "" {
 				return nil, &ConfigError{File: file, Line: k.Line, Key: kp, Msg: fmt.Sprintf("a step has exactly one type; this one already is %q", s.Type)}

@@ -49,9 +49,12 @@ type Report struct {
 	// finish, once the cause is fixed (omitted when every host finished).
 	Resume string `json:"resume,omitempty"`
 	// Plays lists the playbook's plays, in order.
-	Plays  []PlayReport  `json:"plays"`
-	Hosts  []*HostReport `json:"hosts"`
-	Totals Totals        `json:"totals"`
+	Plays []PlayReport `json:"plays"`
+	// Skipped lists the steps --tags, --skip-tags or --start-at-step left
+	// out: they did not run on any host.
+	Skipped []SkippedStep `json:"skipped_steps,omitempty"`
+	Hosts   []*HostReport `json:"hosts"`
+	Totals  Totals        `json:"totals"`
 }
 
 // PlayReport is one play of the run.

@@ -164,7 +164,8 @@ func newRun(plan *Plan, opts Options) *run {
 		plan: plan, opts: opts, forks: opts.Forks,
 		hosts: map[string]*HostReport{}, conns: map[string]Conn{}, tgts: map[string]*steps.Target{},
 		once: map[[2]int]string{}, dialErrs: map[string]error{}, locks: map[string]*hostLock{},
-		rep: &Report{Playbook: plan.Playbook.Name, File: plan.Playbook.File, RunID: opts.RunID, DryRun: opts.DryRun, Started: time.Now()},
+		rep: &Report{Playbook: plan.Playbook.Name, File: plan.Playbook.File, RunID: opts.RunID, DryRun: opts.DryRun, Started: time.Now(),
+			Skipped: plan.Skipped},
 	}
 	for _, h := range plan.Hosts {
 		hr := &HostReport{Name: h.Name, Address: h.Address, Status: StatusNotRun, State: "not contacted", plays: map[int][]*StepReport{}}

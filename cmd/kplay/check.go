@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/kplay/kplay/internal/certreport"
 	"github.com/kplay/kplay/internal/shellquote"
@@ -26,8 +28,8 @@ const checkThresholds = "exit 3 when a certificate expires before checked_at + w
 // not every host could be checked); 1: nothing does, but a host could not
 // be checked; 2: bad input; 130: interrupted.
 func cmdCheck(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.Writer) int {
-	f, err := parseFlags("check", args, stderr, false, true)
-	if errors.Is(err, flag.ErrHelp) {
+	f, err := parseFlags("check", args, stdout, stderr, false, true)
+	if errors.Is(err, pflag.ErrHelp) {
 		return exitOK
 	}
 	if err != nil {
@@ -38,10 +40,15 @@ func cmdCheck(ctx, rollbackCtx context.Context, args []string, stdout, stderr io
 		fmt.Fprintf(stderr, "kplay: %v\n", err)
 		return exitUsage
 	}
+	becomePass, err := becomePassword(f, os.Stdin, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return exitUsage
+	}
 	opts := runner.Options{
 		Forks:          f.forks,
 		DefaultTimeout: f.timeout.d,
-		Dial:           runner.SSHDialer(f.acceptNew, ""),
+		Dial:           runner.SSHDialer(f.acceptNew, becomePass),
 		RollbackCtx:    rollbackCtx,
 	}
 	rep, err := runner.Run(ctx, plan, opts)
@@ -62,7 +69,7 @@ func checkPlan(f *commonFlags) (*runner.Plan, error) {
 		return nil, fmt.Errorf("built-in check.yaml: %w", err)
 	}
 	reg := steps.Builtin()
-	inv, err := runner.LoadInventory(f.inventories...)
+	inv, err := runner.LoadInventoryWith(f.connDefaults(), f.inventories...)
 	if err != nil {
 		return nil, err
 	}

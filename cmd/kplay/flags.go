@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/kplay/kplay/internal/yamlx"
 	"github.com/kplay/kplay/runner"
@@ -19,26 +20,45 @@ import (
 type commonFlags struct {
 	// inventory is the first -i source; inventories are all of them, in order.
 	inventory   string
-	inventories sourcesFlag
+	inventories []string
 	dryRun      bool
 	limit       string
 	forks       int
 	vars        varFlag
+	extraVars   []string
 	output      string
 	timeout     durationFlag
 	acceptNew   bool
 	breakLock   bool
 	within      durationFlag
 	outputFile  string
-	verbose     bool
+	verbosity   int
+	tags        []string
+	skipTags    []string
+	startAt     string
+	listHosts   bool
+	listSteps   bool
+	user        string
+	privateKey  string
+	become      bool
+	askBecome   bool
 	playbookArg []string
 }
+
+// verbose reports whether -v was given (-vv and -vvv show the same).
+func (f *commonFlags) verbose() bool { return f.verbosity > 0 }
 
 // varFlag collects repeated --var key=value.
 type varFlag map[string]string
 
-// String formats the collected values.
-func (v varFlag) String() string { return fmt.Sprint(map[string]string(v)) }
+// String formats the collected values ("" when none, so that --help shows
+// no default).
+func (v varFlag) String() string {
+	if len(v) == 0 {
+		return ""
+	}
+	return fmt.Sprint(map[string]string(v))
+}
 
 // Set adds one key=value.
 func (v varFlag) Set(s string) error {
@@ -50,11 +70,20 @@ func (v varFlag) Set(s string) error {
 	return nil
 }
 
+// Type names the value in --help.
+func (v varFlag) Type() string { return "key=value" }
+
 // durationFlag is a duration that accepts days ("30d").
 type durationFlag struct{ d time.Duration }
 
-// String formats the duration.
-func (d *durationFlag) String() string { return yamlx.Duration(d.d).String() }
+// String formats the duration ("" when unset, so that --help shows no
+// default).
+func (d *durationFlag) String() string {
+	if d.d == 0 {
+		return ""
+	}
+	return yamlx.Duration(d.d).String()
+}
 
 // Set parses the duration.
 func (d *durationFlag) Set(s string) error {
@@ -66,71 +95,145 @@ func (d *durationFlag) Set(s string) error {
 	return nil
 }
 
-// parseFlags parses args, allowing flags before and after positional
-// arguments (kplay run renew.yaml -i prod.yaml --dry-run).
-func parseFlags(name string, args []string, stderr io.Writer, withPlaybook, withCheck bool) (*commonFlags, error) {
+// Type names the value in --help.
+func (d *durationFlag) Type() string { return "duration" }
+
+// command says which flags a command has.
+type command struct {
+	name         string
+	withPlaybook bool // run and validate
+	withCheck    bool // check
+}
+
+// commonFlagSet defines the flags of run, validate or check: the one
+// place they are defined (GNU style, with Ansible's short flags where they
+// mean the same).
+func commonFlagSet(c command) (*pflag.FlagSet, *commonFlags) {
 	f := &commonFlags{vars: varFlag{}}
-	fs := flag.NewFlagSet("kplay "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Var(&f.inventories, "i", "inventory `source`: kplay or Ansible YAML, INI, a directory, or host1,host2, (repeatable, merged in order)")
-	fs.Var(&f.inventories, "inventory", "inventory `source` (same as -i)")
-	fs.StringVar(&f.limit, "limit", "", "only these `hosts or groups`, comma-separated")
-	fs.IntVar(&f.forks, "forks", 0, "at most `N` hosts at once within a batch (default: the playbook's forks, or 50)")
+	fs := newFlagSet(c.name)
+	fs.StringArrayVarP(&f.inventories, "inventory", "i", nil, "inventory `source`: kplay or Ansible YAML, INI, a directory, or host1,host2, (repeatable, merged in order)")
+	fs.StringVarP(&f.limit, "limit", "l", "", "only the hosts of these Ansible host `patterns`: names, groups, globs (cp*), ~regex, a,b or a:b (union), a:&b (and), a:!b (not), @FILE (one a line)")
+	fs.IntVarP(&f.forks, "forks", "f", 0, "at most `N` hosts at once within a batch (default: the playbook's forks, or 50)")
 	outputs := runOutputs
-	if withCheck {
+	if c.withCheck {
 		outputs = checkOutputs
 	}
 	fs.StringVar(&f.output, "output", "text", "output `format`: "+orList(outputs))
 	fs.Var(&f.timeout, "timeout", "default per-step `duration` (default 10m)")
 	fs.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust and record the key of a host not in known_hosts (never a changed key)")
 	fs.Var(f.vars, "var", "set a variable, `key=value` (repeatable; wins over all others)")
-	if withPlaybook {
-		fs.BoolVar(&f.verbose, "v", false, "show each shell command's full output under its step line (text output)")
-		fs.BoolVar(&f.dryRun, "dry-run", false, "change nothing: show per host what each step would do (takes no run lock)")
-		fs.BoolVar(&f.breakLock, "break-lock", false, "clear a stale run lock ("+runner.DefaultLockDir+") left on a host by a run that is gone: "+
-			"its process on this controller has exited, or its heartbeat stopped 90s ago; a live lock is never cleared")
+	fs.StringArrayVarP(&f.extraVars, "extra-vars", "e", nil, "set variables: `key=value` (several separated by spaces), JSON or YAML {...}, or @FILE (YAML or JSON); repeatable; as --var")
+	fs.StringVarP(&f.user, "user", "u", "", "connect as this `user` where the inventory sets no ansible_user (default root)")
+	fs.StringVar(&f.privateKey, "private-key", "", "SSH private key `file` where the inventory sets no ansible_ssh_private_key_file")
+	fs.BoolVarP(&f.become, "become", "b", false, "run commands through sudo where the inventory sets no ansible_become")
+	fs.BoolVarP(&f.askBecome, "ask-become-pass", "K", false, "prompt for the sudo password on the terminal, without echo (else KPLAY_BECOME_PASSWORD)")
+	if c.withPlaybook {
+		playbookFlags(fs, f)
 	}
-	if withCheck {
+	if c.withCheck {
 		f.within.d = 30 * 24 * time.Hour
 		fs.Var(&f.within, "within", "fail (exit 3) when a certificate expires within this `duration`")
 		fs.StringVar(&f.outputFile, "output-file", "", "write the --output report to `path` (atomically) and print the text table on stdout")
 	}
-	fs.Usage = func() {
-		if withPlaybook {
-			fmt.Fprintf(stderr, "Usage: kplay %s PLAYBOOK -i INVENTORY [flags]\n\nFlags:\n", name)
-		} else {
-			fmt.Fprintf(stderr, "Usage: kplay %s -i INVENTORY [flags]\n\nFlags:\n", name)
-		}
-		fs.PrintDefaults()
+	return fs, f
+}
+
+// playbookFlags are the flags of run and validate only.
+func playbookFlags(fs *pflag.FlagSet, f *commonFlags) {
+	fs.CountVarP(&f.verbosity, "verbose", "v", "show each shell command's full output under its step line (text output; -vv, -vvv: the same)")
+	fs.BoolVarP(&f.dryRun, "dry-run", "C", false, "change nothing: show per host what each step would do (takes no run lock); -C as ansible-playbook --check")
+	fs.BoolVar(&f.breakLock, "break-lock", false, "clear a stale run lock ("+runner.DefaultLockDir+") left on a host by a run that is gone: "+
+		"its process on this controller has exited, or its heartbeat stopped 90s ago; a live lock is never cleared")
+	fs.StringSliceVarP(&f.tags, "tags", "t", nil, "run only steps with these `tags` (comma-separated; all, always, never, tagged, untagged as in Ansible)")
+	fs.StringSliceVar(&f.skipTags, "skip-tags", nil, "leave out steps with these `tags` (comma-separated)")
+	fs.StringVar(&f.startAt, "start-at-step", "", "leave out every step before the first whose `name` (or type) is this, or matches it as a glob")
+	fs.BoolVar(&f.listHosts, "list-hosts", false, "print each play's hosts and exit, contacting no host")
+	fs.BoolVar(&f.listSteps, "list-steps", false, "print each play's steps with their tags, and the steps left out, and exit, contacting no host")
+}
+
+// newFlagSet is a GNU-style flag set that prints nothing itself: errors and
+// --help are written by the caller (help on stdout, errors on stderr).
+func newFlagSet(name string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("kplay "+name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// usageLines are each command's synopsis, first line of its --help.
+func usageLine(c command) string {
+	switch {
+	case c.withPlaybook:
+		return fmt.Sprintf("Usage: kplay %s PLAYBOOK -i INVENTORY [flags]", c.name)
+	default:
+		return fmt.Sprintf("Usage: kplay %s -i INVENTORY [flags]", c.name)
 	}
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		f.playbookArg = append(f.playbookArg, fs.Arg(0))
-		rest = fs.Args()[1:]
+}
+
+// writeHelp writes a command's --help: synopsis and flags.
+func writeHelp(w io.Writer, synopsis string, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, "%s\n\nFlags:\n%s", synopsis, fs.FlagUsagesWrapped(100))
+	fmt.Fprintln(w, "  -h, --help                   show this help on stdout")
+}
+
+// parseOrHelp parses args with fs. On --help it writes help to stdout and
+// returns pflag.ErrHelp; on a bad flag it names it on stderr with the help.
+func parseOrHelp(fs *pflag.FlagSet, synopsis string, args []string, stdout, stderr io.Writer) error {
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, pflag.ErrHelp):
+		writeHelp(stdout, synopsis, fs)
+		return err
+	case err != nil:
+		fmt.Fprintf(stderr, "kplay: %v\n\n", err)
+		writeHelp(stderr, synopsis, fs)
+		return errUsage
+	}
+	return nil
+}
+
+// parseFlags parses args, allowing flags before and after positional
+// arguments (kplay run renew.yaml -i prod.yaml --dry-run). It returns
+// pflag.ErrHelp after writing --help to stdout.
+func parseFlags(name string, args []string, stdout, stderr io.Writer, withPlaybook, withCheck bool) (*commonFlags, error) {
+	c := command{name: name, withPlaybook: withPlaybook, withCheck: withCheck}
+	fs, f := commonFlagSet(c)
+	if err := parseOrHelp(fs, usageLine(c), args, stdout, stderr); err != nil {
+		return nil, err
+	}
+	f.playbookArg = fs.Args()
+	usage := func(format string, a ...any) error {
+		fmt.Fprintf(stderr, "kplay: %s\n\n", fmt.Sprintf(format, a...))
+		writeHelp(stderr, usageLine(c), fs)
+		return errUsage
 	}
 	if len(f.inventories) > 0 {
 		f.inventory = f.inventories[0]
 	}
+	outputs := runOutputs
+	if withCheck {
+		outputs = checkOutputs
+	}
 	switch {
 	case withPlaybook && len(f.playbookArg) != 1:
-		return nil, usageErr(fs, "want exactly one PLAYBOOK, got %d", len(f.playbookArg))
+		return nil, usage("want exactly one PLAYBOOK, got %d", len(f.playbookArg))
 	case !withPlaybook && len(f.playbookArg) != 0:
-		return nil, usageErr(fs, "unexpected argument %q", f.playbookArg[0])
+		return nil, usage("unexpected argument %q", f.playbookArg[0])
 	case f.inventory == "":
-		return nil, usageErr(fs, "-i INVENTORY is required")
+		return nil, usage("-i INVENTORY is required")
 	case !slices.Contains(outputs, f.output):
-		return nil, usageErr(fs, "--output must be %s, not %q", orList(outputs), f.output)
+		return nil, usage("--output must be %s, not %q", orList(outputs), f.output)
 	case f.forks < 0:
-		return nil, usageErr(fs, "--forks must be positive")
+		return nil, usage("--forks must be positive")
 	}
 	if err := checkOutputFile(f.outputFile, f.output); err != nil {
-		return nil, usageErr(fs, "%v", err)
+		return nil, usage("%v", err)
+	}
+	for _, e := range f.extraVars {
+		if err := addExtraVars(f.vars, e); err != nil {
+			return nil, usage("%v", err)
+		}
 	}
 	return f, nil
 }
@@ -172,21 +275,52 @@ func checkOutputFile(path, output string) error {
 	return nil
 }
 
+// errUsage is a bad command line, already reported on stderr.
 var errUsage = errors.New("usage")
 
-func usageErr(fs *flag.FlagSet, format string, a ...any) error {
-	fmt.Fprintf(fs.Output(), "kplay: %s\n", fmt.Sprintf(format, a...))
-	fs.Usage()
-	return errUsage
+// limitList is --limit as runner.CompileOptions takes it: one Ansible
+// host pattern string, split and resolved by the runner.
+func (f *commonFlags) limitList() []string {
+	if strings.TrimSpace(f.limit) == "" {
+		return nil
+	}
+	return []string{f.limit}
 }
 
-// limitList splits --limit.
-func (f *commonFlags) limitList() []string {
-	var out []string
-	for _, s := range strings.Split(f.limit, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
+// connDefaults are -u, --private-key and -b, for hosts whose inventory
+// does not set them.
+func (f *commonFlags) connDefaults() runner.ConnDefaults {
+	return runner.ConnDefaults{User: f.user, PrivateKey: f.privateKey, Become: f.become}
+}
+
+// inventoryOptions are the flags of kplay inventory.
+type inventoryOptions struct {
+	sources     []string
+	list, graph bool
+	host        string
+}
+
+// inventorySynopsis is kplay inventory's usage line.
+const inventorySynopsis = "Usage: kplay inventory -i SOURCE [-i SOURCE...] (--list | --graph [GROUP] | --host NAME)"
+
+// inventoryFlagSet defines the flags of kplay inventory, as
+// ansible-inventory's.
+func inventoryFlagSet() (*pflag.FlagSet, *inventoryOptions) {
+	o := &inventoryOptions{}
+	fs := newFlagSet("inventory")
+	fs.StringArrayVarP(&o.sources, "inventory", "i", nil, "inventory `source`: a YAML or INI file, a directory, or host1,host2, (repeatable, merged in order)")
+	fs.BoolVar(&o.list, "list", false, "print every group and host as JSON, as ansible-inventory --list")
+	fs.BoolVar(&o.graph, "graph", false, "print the group tree, as ansible-inventory --graph [GROUP]")
+	fs.StringVar(&o.host, "host", "", "print the merged variables of host `NAME` as JSON")
+	return fs, o
+}
+
+// runsSynopsis is kplay runs' usage line.
+const runsSynopsis = "Usage: kplay runs [-n N]"
+
+// runsFlagSet defines the flags of kplay runs.
+func runsFlagSet() (*pflag.FlagSet, *int) {
+	fs := newFlagSet("runs")
+	n := fs.IntP("number", "n", 20, "show the newest `N` runs (0: all)")
+	return fs, n
 }

@@ -2,49 +2,25 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/kplay/kplay/inventory"
 )
 
-// sourcesFlag collects repeated -i sources, in order.
-type sourcesFlag []string
-
-// String joins the sources.
-func (s *sourcesFlag) String() string { return strings.Join(*s, ",") }
-
-// Set appends one source.
-func (s *sourcesFlag) Set(v string) error {
-	*s = append(*s, v)
-	return nil
-}
-
 // cmdInventory implements kplay inventory, the counterpart of
 // ansible-inventory: --list, --graph [GROUP] or --host NAME.
 func cmdInventory(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("kplay inventory", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var sources sourcesFlag
-	var list, graph bool
-	var host string
-	fs.Var(&sources, "i", "inventory `source`: a YAML or INI file, a directory, or host1,host2, (repeatable, merged in order)")
-	fs.Var(&sources, "inventory", "inventory `source` (same as -i)")
-	fs.BoolVar(&list, "list", false, "print every group and host as JSON, as ansible-inventory --list")
-	fs.BoolVar(&graph, "graph", false, "print the group tree, as ansible-inventory --graph [GROUP]")
-	fs.StringVar(&host, "host", "", "print the merged variables of host `NAME` as JSON")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kplay inventory -i SOURCE [-i SOURCE...] (--list | --graph [GROUP] | --host NAME)\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	fs, o := inventoryFlagSet()
+	if err := parseOrHelp(fs, inventorySynopsis, args, stdout, stderr); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
+	sources, list, graph, host := o.sources, o.list, o.graph, o.host
 	modes := 0
 	for _, on := range []bool{list, graph, host != ""} {
 		if on {
@@ -53,11 +29,11 @@ func cmdInventory(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case len(sources) == 0:
-		return inventoryUsage(fs, "-i SOURCE is required")
+		return inventoryUsage(stderr, fs, "-i SOURCE is required")
 	case modes != 1:
-		return inventoryUsage(fs, "want exactly one of --list, --graph or --host")
+		return inventoryUsage(stderr, fs, "want exactly one of --list, --graph or --host")
 	case fs.NArg() > 1 || fs.NArg() == 1 && !graph:
-		return inventoryUsage(fs, "unexpected argument %q", fs.Arg(0))
+		return inventoryUsage(stderr, fs, "unexpected argument %q", fs.Arg(0))
 	}
 	inv, err := inventory.Load(sources...)
 	if err != nil {
@@ -86,8 +62,8 @@ func inventoryOutput(inv *inventory.Inventory, list, graph bool, host, group str
 	return inv.HostJSON(host)
 }
 
-func inventoryUsage(fs *flag.FlagSet, format string, a ...any) int {
-	fmt.Fprintf(fs.Output(), "kplay: %s\n", fmt.Sprintf(format, a...))
-	fs.Usage()
+func inventoryUsage(stderr io.Writer, fs *pflag.FlagSet, format string, a ...any) int {
+	fmt.Fprintf(stderr, "kplay: %s\n\n", fmt.Sprintf(format, a...))
+	writeHelp(stderr, inventorySynopsis, fs)
 	return exitUsage
 }

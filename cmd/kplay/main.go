@@ -101,7 +101,14 @@ Usage:
   kplay check -i INVENTORY [--within 30d]     CI gate: exit 3 if a certificate expires soon
   kplay runs [-n 20]                          recent runs recorded on this controller
   kplay inventory -i INVENTORY --list         show the inventory as ansible-inventory does (--graph, --host NAME)
+  kplay completion bash|zsh|fish              print a shell completion script
   kplay version                               print the version
+
+Targets and steps, as with ansible-playbook:
+  -l, --limit PATTERN        Ansible host patterns: cp*, web:&prod, all:!cp2, ~regex, @FILE
+  --list-hosts, --list-steps print each play's hosts or steps (with tags) and exit
+  -t, --tags / --skip-tags   run or leave out steps by tag; --start-at-step NAME
+  -e, --extra-vars           key=value, JSON, or @FILE; -C dry run; -u -b -K --private-key -f -v
 
 Exit codes: 0 ok, 1 a host failed, 2 bad input, 3 (check) expiring, 130 interrupted.
 Run 'kplay COMMAND --help' for a command's flags.
@@ -124,6 +131,8 @@ func runCLI(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.W
 		return cmdRuns(args[1:], os.Getenv, stdout, stderr)
 	case "inventory":
 		return cmdInventory(args[1:], stdout, stderr)
+	case "completion":
+		return cmdCompletion(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "kplay %s\n", version)
 		return exitOK

@@ -48,19 +48,19 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"run", pb}, 2, "-i INVENTORY is required"},
 		{[]string{"run", "-i", inv}, 2, "want exactly one PLAYBOOK"},
 		{[]string{"run", pb, "-i", inv, "--output", "yaml"}, 2, "--output must be text or json"},
-		{[]string{"run", pb, "-i", inv, "--timeout", "soon"}, 2, `invalid value "soon" for flag -timeout`},
+		{[]string{"run", pb, "-i", inv, "--timeout", "soon"}, 2, `invalid argument "soon" for "--timeout" flag`},
 		{[]string{"run", pb, "-i", inv, "--var", "novalue"}, 2, "want key=value"},
 		{[]string{"run", pb, "-i", inv}, 2, `unknown variable "x"`},
 		{[]string{"run", pb, "-i", filepath.Join(dir, "nope.yaml"), "--var", "x=1"}, 2, "cannot read inventory"},
 		{[]string{"check", pb, "-i", inv}, 2, "unexpected argument"},
 		{[]string{"check", "-i", inv}, 2, "no control_plane group"},
-		{[]string{"check", "-i", inv, "--within", "x"}, 2, `invalid value "x" for flag -within`},
+		{[]string{"check", "-i", inv, "--within", "x"}, 2, `invalid argument "x" for "--within" flag`},
 		{[]string{"check", "-i", inv, "--output", "xml"}, 2, `--output must be text, json, junit or prometheus, not "xml"`},
 		{[]string{"run", pb, "-i", inv, "--output", "junit"}, 2, "--output must be text or json"},
 		{[]string{"check", "-i", inv, "--output-file", filepath.Join(dir, "r.xml")}, 2, "needs --output json, junit or prometheus"},
 		{[]string{"check", "-i", inv, "--output", "junit", "--output-file", filepath.Join(dir, "nope", "r.xml")}, 2, "no such file or directory"},
 		{[]string{"check", "-i", inv, "--output", "junit", "--output-file", dir}, 2, "is a directory"},
-		{[]string{"run", pb, "-i", inv, "--output-file", "x"}, 2, "flag provided but not defined: -output-file"},
+		{[]string{"run", pb, "-i", inv, "--output-file", "x"}, 2, "unknown flag: --output-file"},
 	}
 	for _, tt := range tests {
 		code, out, errs := cli(t, tt.args...)
@@ -92,9 +92,11 @@ func TestVersionAndHelp(t *testing.T) {
 	if code, out, _ := cli(t, "version"); code != 0 || !strings.HasPrefix(out, "kplay ") {
 		t.Errorf("version: %d %q", code, out)
 	}
-	for _, cmd := range []string{"run", "validate", "check"} {
-		if code, _, errs := cli(t, cmd, "--help"); code != 0 || !strings.Contains(errs, "Usage: kplay "+cmd) {
-			t.Errorf("%s --help: exit %d %q", cmd, code, errs)
+	for _, cmd := range []string{"run", "validate", "check", "runs", "inventory", "completion"} {
+		for _, h := range []string{"--help", "-h"} {
+			if code, out, errs := cli(t, cmd, h); code != 0 || !strings.HasPrefix(out, "Usage: kplay "+cmd) || errs != "" {
+				t.Errorf("%s %s: exit %d, stdout %q, stderr %q", cmd, h, code, out, errs)
+			}
 		}
 	}
 }

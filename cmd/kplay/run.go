@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/kplay/kplay/internal/runlog"
@@ -24,8 +24,8 @@ func cmdRun(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.W
 	if validateOnly {
 		name = "validate"
 	}
-	f, err := parseFlags(name, args, stderr, true, false)
-	if errors.Is(err, flag.ErrHelp) {
+	f, err := parseFlags(name, args, stdout, stderr, true, false)
+	if errors.Is(err, pflag.ErrHelp) {
 		return exitOK
 	}
 	if err != nil {
@@ -36,11 +36,22 @@ func cmdRun(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.W
 		fmt.Fprintf(stderr, "kplay: %v\n", err)
 		return exitUsage
 	}
+	if f.listHosts || f.listSteps {
+		if err := runner.WriteListing(stdout, plan, f.listHosts, f.listSteps); err != nil {
+			return exitFailed
+		}
+		return exitOK
+	}
 	if validateOnly {
 		fmt.Fprintf(stdout, "%s: ok: %s; no host was contacted\n", plan.Playbook.File, plan.Shape())
 		return exitOK
 	}
-	rep, err := execute(ctx, rollbackCtx, plan, f, stdout, stderr)
+	becomePass, err := becomePassword(f, os.Stdin, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return exitUsage
+	}
+	rep, err := execute(ctx, rollbackCtx, plan, f, becomePass, stdout, stderr)
 	if rep == nil {
 		fmt.Fprintf(stderr, "kplay: %v\n", err)
 		return exitFailed
@@ -54,7 +65,7 @@ func cmdRun(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.W
 // load reads, validates and compiles a playbook against the inventory.
 func load(playbook string, f *commonFlags) (*runner.Plan, error) {
 	reg := steps.Builtin()
-	inv, err := runner.LoadInventory(f.inventories...)
+	inv, err := runner.LoadInventoryWith(f.connDefaults(), f.inventories...)
 	if err != nil {
 		return nil, err
 	}
@@ -62,16 +73,36 @@ func load(playbook string, f *commonFlags) (*runner.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return runner.Compile(pb, inv, runner.CompileOptions{Limit: f.limitList(), Vars: f.vars, Registry: reg})
+	return runner.Compile(pb, inv, runner.CompileOptions{Limit: f.limitList(), Vars: f.vars, Registry: reg,
+		Steps: runner.StepFilter{Tags: f.tags, SkipTags: f.skipTags, StartAt: f.startAt}})
+}
+
+// becomePassword is the sudo password: prompted for on the terminal
+// without echo with -K, else KPLAY_BECOME_PASSWORD. It never comes from
+// argv, where other users could read it.
+func becomePassword(f *commonFlags, stdin *os.File, stderr io.Writer) (string, error) {
+	if !f.askBecome {
+		return os.Getenv("KPLAY_BECOME_PASSWORD"), nil
+	}
+	if !term.IsTerminal(int(stdin.Fd())) {
+		return "", errors.New("-K (--ask-become-pass) needs a terminal to prompt on; set KPLAY_BECOME_PASSWORD instead")
+	}
+	fmt.Fprint(stderr, "BECOME password: ")
+	pw, err := term.ReadPassword(int(stdin.Fd()))
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return "", fmt.Errorf("-K: reading the password: %w", err)
+	}
+	return string(pw), nil
 }
 
 // execute runs a compiled plan and writes the report.
-func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags, stdout, stderr io.Writer) (*runner.Report, error) {
+func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags, becomePass string, stdout, stderr io.Writer) (*runner.Report, error) {
 	opts := runner.Options{
 		DryRun:         f.dryRun,
 		Forks:          f.forks,
 		DefaultTimeout: f.timeout.d,
-		Dial:           runner.SSHDialer(f.acceptNew, os.Getenv("KPLAY_BECOME_PASSWORD")),
+		Dial:           runner.SSHDialer(f.acceptNew, becomePass),
 		RollbackCtx:    rollbackCtx,
 		RunID:          runner.NewRunID(time.Now()),
 	}
@@ -86,7 +117,7 @@ func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags
 	if f.output == "text" {
 		progress, color := progressTo(stderr, os.Getenv)
 		lw = runner.NewLineWriter(stdout, progress, len(plan.Hosts))
-		lw.Verbose, lw.Color = f.verbose, color
+		lw.Verbose, lw.Color = f.verbose(), color
 		opts.OnStep = lw.Step
 		opts.OnRollback = lw.Rollback
 		mode := "run"

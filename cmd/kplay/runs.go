@@ -2,11 +2,12 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/kplay/kplay/internal/runlog"
 )
@@ -14,11 +15,9 @@ import (
 // cmdRuns implements kplay runs: the recent runs recorded on this
 // controller, newest first (id, start time, playbook, outcome, log file).
 func cmdRuns(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("kplay runs", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	n := fs.Int("n", 20, "show the newest `N` runs (0: all)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	fs, n := runsFlagSet()
+	if err := parseOrHelp(fs, runsSynopsis, args, stdout, stderr); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
