@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -221,6 +222,24 @@ func TestHostKeys(t *testing.T) {
 		}
 		if _, err := os.Stat(cp1.Path("/tmp/ran")); err == nil {
 			t.Error("a command ran on a host with a changed key")
+		}
+	})
+	t.Run("accept new in a dry run records nothing", func(t *testing.T) {
+		// An empty known_hosts, and none at all: the dry run trusts the
+		// new keys for itself and writes neither.
+		kh := writeFile(t, "known_hosts", "")
+		missing := filepath.Join(t.TempDir(), "ssh", "known_hosts")
+		for _, f := range []string{kh, missing} {
+			r := run(t, nil, "run", pb, "-i", inventory(t, b, f, ""), "--accept-new-host-keys", "--dry-run")
+			if r.code != 0 {
+				t.Fatalf("dry run with %s: exit %d\n%s", f, r.code, r.stderr)
+			}
+		}
+		if got, _ := os.ReadFile(kh); len(got) != 0 {
+			t.Errorf("a dry run wrote known_hosts: %q", got)
+		}
+		if _, err := os.Stat(filepath.Dir(missing)); !os.IsNotExist(err) {
+			t.Errorf("a dry run created %s: %v", filepath.Dir(missing), err)
 		}
 	})
 	t.Run("accept new", func(t *testing.T) {

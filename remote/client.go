@@ -50,8 +50,12 @@ type Config struct {
 	KeyPath string
 	// KnownHosts is the known_hosts file; defaults to ~/.ssh/known_hosts.
 	KnownHosts string
-	// AcceptNewHostKeys records the key of a host never seen before (never a changed one).
+	// AcceptNewHostKeys trusts the key of a host never seen before (never a
+	// changed one), and records it in KnownHosts when KeepNewHostKeys.
 	AcceptNewHostKeys bool
+	// KeepNewHostKeys writes keys trusted on first use to KnownHosts; a dry
+	// run leaves it false, so it trusts them for this run and writes nothing.
+	KeepNewHostKeys bool
 	// ConnectTimeout bounds the TCP connect and the SSH handshake together.
 	ConnectTimeout time.Duration
 	// KeepaliveInterval is how often a keepalive is sent; 0 means 5s.
@@ -161,7 +165,7 @@ func clientConfig(cfg Config, hostport string) (*ssh.ClientConfig, error) {
 	if mu == nil {
 		mu = &sync.Mutex{}
 	}
-	k := knownHosts{path: kh, acceptNew: cfg.AcceptNewHostKeys, mu: mu}
+	k := knownHosts{path: kh, acceptNew: cfg.AcceptNewHostKeys, keepNew: cfg.KeepNewHostKeys, mu: mu}
 
 	auth, err := authMethods(cfg.KeyPath)
 	if err != nil {
@@ -181,7 +185,12 @@ func clientConfig(cfg Config, hostport string) (*ssh.ClientConfig, error) {
 		}
 	} else {
 		// Trust on first use with no file yet: every key is new.
-		cb = func(hostname string, _ net.Addr, key ssh.PublicKey) error { return k.append(hostname, key) }
+		cb = func(hostname string, _ net.Addr, key ssh.PublicKey) error {
+			if !k.keepNew {
+				return nil // a dry run writes nothing
+			}
+			return k.append(hostname, key)
+		}
 	}
 	return &ssh.ClientConfig{
 		User:              cfg.User,

@@ -57,6 +57,7 @@ func (e *HostKeyError) Unwrap() error { return e.Err }
 type knownHosts struct {
 	path      string
 	acceptNew bool
+	keepNew   bool        // record accepted keys (false: trust for this run only)
 	mu        *sync.Mutex // serialises appends to the file across hosts of one run
 }
 
@@ -81,6 +82,9 @@ func (k knownHosts) callback() (ssh.HostKeyCallback, error) {
 		}
 		if !k.acceptNew {
 			return &HostKeyError{Host: hostname, KnownHosts: k.path, Fingerprint: ssh.FingerprintSHA256(key), Err: err}
+		}
+		if !k.keepNew {
+			return nil // trusted for this connection only: a dry run writes nothing
 		}
 		return k.append(hostname, key)
 	}, nil

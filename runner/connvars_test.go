@@ -102,3 +102,23 @@ func TestLoadInventorySources(t *testing.T) {
 		t.Errorf("bad INI: %v, want an error at c/hosts:1", err)
 	}
 }
+
+// TestControlCharactersRefused (issue 15, item 8): NUL, CR and other control
+// characters in host names, addresses and users are refused at validation,
+// naming the file, line and key.
+func TestControlCharactersRefused(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"CR in a host name", "all:\n  hosts:\n    \"cp1\\r\":\n      ansible_host: 10.0.0.1\n", `key "host": host name "cp1\r" holds a control character (U+000D at byte 3)`},
+		{"NUL in an address", "all:\n  hosts:\n    cp1:\n      ansible_host: \"10.0.0.1\\0\"\n", `key "ansible_host": address "10.0.0.1\x00" holds a control character (U+0000`},
+		{"escape in a user", "all:\n  hosts:\n    cp1:\n      ansible_user: \"ro\\eot\"\n", `key "ansible_user": user "ro\x1bot" holds a control character`},
+		{"DEL in a host name", "all:\n  hosts:\n    \"cp\\x7f\":\n", `host name "cp\x7f" holds a control character`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseInventory("hosts.yaml", []byte(tt.yaml))
+			if err == nil || !IsConfigError(err) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "hosts.yaml:") {
+				t.Fatalf("error\n  %v\nwant a config error at hosts.yaml:LINE containing\n  %s", err, tt.want)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/kplay/kplay/inventory"
 )
@@ -185,6 +186,11 @@ func checkHost(h *HostSpec) error {
 	}
 	if h.ConnectTimeout == 0 {
 		h.ConnectTimeout = 10 * time.Second
+	}
+	for _, f := range []struct{ key, what, v string }{{"host", "host name", h.Name}, {"ansible_host", "address", h.Address}, {"ansible_user", "user", h.User}} {
+		if i := strings.IndexFunc(f.v, unicode.IsControl); i >= 0 {
+			return &ConfigError{File: h.File, Line: h.Line, Key: f.key, Msg: fmt.Sprintf("%s %q holds a control character (%U at byte %d): NUL, CR and other control characters are refused", f.what, f.v, []rune(f.v[i:])[0], i)}
+		}
 	}
 	if h.Address == "" || strings.ContainsAny(h.Address, " \t\n'\"$`;|&") {
 		return &ConfigError{File: h.File, Line: h.Line, Key: "ansible_host", Msg: fmt.Sprintf("invalid address %q (host %s)", h.Address, h.Name)}

@@ -642,7 +642,9 @@ func quoteList(names []string) string {
 }
 
 // SSHDialer returns a Dialer that opens real SSH connections with remote.
-func SSHDialer(acceptNew bool, becomePassword string) Dialer {
+// With acceptNew, a host never seen before is trusted on first use; its key
+// is recorded in known_hosts unless dryRun (a dry run writes nothing).
+func SSHDialer(acceptNew bool, becomePassword string, dryRun bool) Dialer {
 	var mu sync.Mutex
 	return func(ctx context.Context, h *HostSpec) (Conn, error) {
 		return remote.Dial(ctx, remote.Config{
@@ -653,6 +655,7 @@ func SSHDialer(acceptNew bool, becomePassword string) Dialer {
 			KeyPath:           h.Key,
 			KnownHosts:        h.KnownHosts,
 			AcceptNewHostKeys: acceptNew,
+			KeepNewHostKeys:   !dryRun,
 			ConnectTimeout:    h.ConnectTimeout,
 			Become:            h.Become,
 			BecomePassword:    becomePassword,

@@ -48,7 +48,7 @@ func cmdCheck(ctx, rollbackCtx context.Context, args []string, stdout, stderr io
 	opts := runner.Options{
 		Forks:          f.forks,
 		DefaultTimeout: f.timeout.d,
-		Dial:           runner.SSHDialer(f.acceptNew, becomePass),
+		Dial:           runner.SSHDialer(f.acceptNew, becomePass, false),
 		RollbackCtx:    rollbackCtx,
 	}
 	rep, err := runner.Run(ctx, plan, opts)

@@ -102,7 +102,7 @@ func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags
 		DryRun:         f.dryRun,
 		Forks:          f.forks,
 		DefaultTimeout: f.timeout.d,
-		Dial:           runner.SSHDialer(f.acceptNew, becomePass),
+		Dial:           runner.SSHDialer(f.acceptNew, becomePass, f.dryRun),
 		RollbackCtx:    rollbackCtx,
 		RunID:          runner.NewRunID(time.Now()),
 	}
