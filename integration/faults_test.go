@@ -759,3 +759,35 @@ func TestFaultKube(t *testing.T) {
 		hostSh(t, h, "rm -rf /var/lib/kplay/lock")
 	})
 }
+
+// TestFaultLockHangs (issue 15, item 4): a host whose run lock cannot be read
+// (here its holder file is a FIFO, so reading it blocks, as on a hung file
+// system) fails the run within the connect timeout, saying so, with nothing
+// changed; it does not hang the run.
+func TestFaultLockHangs(t *testing.T) {
+	b := testbed.Require(t, testbed.Options{Hosts: 2})
+	cp1, cp2 := b.Hosts[0], b.Hosts[1]
+	hostSh(t, cp1, "mkdir -p /var/lib/kplay/lock && mkfifo /var/lib/kplay/lock/holder")
+	t.Cleanup(func() {
+		if out, err := cp1.Exec(context.Background(), "rm", "-rf", "/var/lib/kplay"); err != nil {
+			t.Errorf("cleaning up the lock: %v %s", err, out)
+		}
+	})
+	inv := inventory(t, b, "", "")
+	pb := writeFile(t, "touch.yaml", "hosts: all\nsteps:\n  - shell: {cmd: touch /tmp/lock-hang, undo: rm -f /tmp/lock-hang}\n")
+	r := run(t, nil, "run", pb, "-i", inv, "--timeout", "5m")
+	if r.code == 0 || r.took > 60*time.Second {
+		t.Fatalf("exit %d after %s; want a failure within the connect timeout (10s)", r.code, r.took.Round(time.Second))
+	}
+	if !strings.Contains(r.stdout+r.stderr, "no answer within the connect timeout (10s) while kplay took the lock") {
+		t.Errorf("the report does not say the lock timed out:\n%s\n%s", r.stdout, r.stderr)
+	}
+	for _, h := range []*testbed.Host{cp1, cp2} {
+		if _, err := os.Stat(h.Path("/tmp/lock-hang")); err == nil {
+			t.Errorf("%s was changed although a lock could not be taken", h.Name)
+		}
+	}
+	if procs := hostProcs(t, cp1, "/var/lib/kplay/lock/holder"); len(procs) > 0 {
+		t.Errorf("the lock's reader still runs on cp1: %v", procs)
+	}
+}

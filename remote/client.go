@@ -123,8 +123,15 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	cl.prefix = randomID()
 	go cl.keepalive()
 	if cfg.Become {
-		if err := cl.chooseSudo(ctx); err != nil {
+		// Probing sudo is part of connecting: bounded like the handshake.
+		bctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+		err := cl.chooseSudo(bctx)
+		cancel()
+		if err != nil {
 			cl.Close()
+			if bctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+				err = fmt.Errorf("sudo gave no answer within the connect timeout (%s): %w", cfg.ConnectTimeout, err)
+			}
 			return nil, &ConnectError{Host: cfg.Name, Phase: "become", Err: err}
 		}
 	}

@@ -363,7 +363,18 @@ func (r *run) lockHost(ctx context.Context, h *HostSpec, lo LockOptions, self Ho
 	mu.Lock()
 	r.conns[h.Name] = conn
 	mu.Unlock()
-	l, err := acquireLock(ctx, conn, h.Name, lo, self)
+	// Taking the lock is a few file operations: bounded by the host's
+	// connect timeout, so a hung file system cannot hang the run.
+	limit := h.ConnectTimeout
+	if limit <= 0 {
+		limit = 10 * time.Second
+	}
+	lctx, cancel := context.WithTimeout(ctx, limit)
+	l, err := acquireLock(lctx, conn, h.Name, lo, self)
+	if err != nil && lctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		err = &LockError{Host: h.Name, Dir: lo.Dir, Err: fmt.Errorf("the host gave no answer within the connect timeout (%s) while kplay took the lock; nothing was changed: %w", limit, context.DeadlineExceeded)}
+	}
+	cancel()
 	mu.Lock()
 	defer mu.Unlock()
 	if err != nil {
