@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -789,5 +790,39 @@ func TestFaultLockHangs(t *testing.T) {
 	}
 	if procs := hostProcs(t, cp1, "/var/lib/kplay/lock/holder"); len(procs) > 0 {
 		t.Errorf("the lock's reader still runs on cp1: %v", procs)
+	}
+}
+
+// TestFaultInterruptWhileLoading (issue 15, item 5): SIGINT while a large
+// inventory loads (400,000 hosts from one range; several seconds here)
+// stops kplay at once with exit 130, saying nothing was contacted, instead
+// of waiting for the load to end. validate is used: it never contacts a
+// host, even if the signal came late.
+func TestFaultInterruptWhileLoading(t *testing.T) {
+	inv := writeFile(t, "big.ini", "[control_plane]\ncp[000000:399999]\n")
+	pb := writeFile(t, "pb.yaml", "hosts: all\nsteps:\n  - shell: \"true\"\n")
+	cmd := exec.Command(kplay.path, "validate", pb, "-i", inv)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	sent := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	took := time.Since(sent)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit %v after %s, want 130\n%s", err, time.Since(start).Round(time.Millisecond), stderr.String())
+	}
+	if took > 2*time.Second {
+		t.Errorf("kplay took %s to stop after SIGINT: it waited for the load", took)
+	}
+	if !strings.Contains(stderr.String(), "interrupted while loading the inventory and playbook: no host was contacted") {
+		t.Errorf("stderr does not say the load was interrupted:\n%s", stderr.String())
 	}
 }

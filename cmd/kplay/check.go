@@ -35,7 +35,11 @@ func cmdCheck(ctx, rollbackCtx context.Context, args []string, stdout, stderr io
 	if err != nil {
 		return exitUsage
 	}
-	plan, err := checkPlan(f)
+	plan, err := whileLoading(ctx, func() (*runner.Plan, error) { return checkPlan(f) })
+	if errors.Is(err, errInterruptedLoading) {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return exitInterrupt
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "kplay: %v\n", err)
 		return exitUsage

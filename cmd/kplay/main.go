@@ -74,7 +74,7 @@ func interrupts() (run, rollback context.Context, stop func()) {
 			case s := <-sig:
 				n++
 				if n == 1 {
-					fmt.Fprintf(os.Stderr, "\nkplay: %s: stopping: no new steps, cancelling running commands, rolling back changed hosts (again to abort the rollback)\n", s)
+					fmt.Fprintf(os.Stderr, "\nkplay: %s: stopping: nothing new starts, running commands are cancelled, and hosts already changed are rolled back (%s again aborts a rollback)\n", s, s)
 					cancelRun(fmt.Errorf("interrupted by %s", s))
 				} else {
 					fmt.Fprintf(os.Stderr, "\nkplay: %s again: aborting rollback\n", s)

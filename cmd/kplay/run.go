@@ -31,7 +31,11 @@ func cmdRun(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.W
 	if err != nil {
 		return exitUsage
 	}
-	plan, err := load(f.playbookArg[0], f)
+	plan, err := whileLoading(ctx, func() (*runner.Plan, error) { return load(f.playbookArg[0], f) })
+	if errors.Is(err, errInterruptedLoading) {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return exitInterrupt
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "kplay: %v\n", err)
 		return exitUsage
@@ -60,6 +64,31 @@ func cmdRun(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.W
 		writeHostErrors(stderr, err)
 	}
 	return exitCode(rep, err)
+}
+
+// errInterruptedLoading is a signal that came while the inventory and
+// playbook were being read: nothing was contacted.
+var errInterruptedLoading = errors.New("interrupted while loading the inventory and playbook: no host was contacted, nothing was changed")
+
+// whileLoading runs load, returning early with errInterruptedLoading when ctx
+// is cancelled first (SIGINT, SIGTERM): loading touches no host, so it is
+// simply abandoned.
+func whileLoading(ctx context.Context, load func() (*runner.Plan, error)) (*runner.Plan, error) {
+	type result struct {
+		plan *runner.Plan
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		p, err := load()
+		done <- result{p, err}
+	}()
+	select {
+	case r := <-done:
+		return r.plan, r.err
+	case <-ctx.Done():
+		return nil, errInterruptedLoading
+	}
 }
 
 // load reads, validates and compiles a playbook against the inventory.
