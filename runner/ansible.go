@@ -216,6 +216,18 @@ func (a *ansibleLoader) connVars(h *HostSpec, vars map[string]string) error {
 			h.KnownHosts = v
 		}
 	}
+	// ssh(1) keeps the first -o value it reads: the common args come first.
+	for _, k := range []string{"ansible_ssh_extra_args", "ansible_ssh_common_args"} {
+		if v, ok := vars[k]; ok {
+			pj, err := AnsibleSSHArgs(v)
+			if err != nil {
+				return &ConfigError{File: a.file, Line: h.Line, Key: key + "." + k, Msg: err.Error()}
+			}
+			if pj != "" {
+				h.ProxyJump = pj
+			}
+		}
+	}
 	return nil
 }
 

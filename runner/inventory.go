@@ -25,6 +25,15 @@ type HostSpec struct {
 	KnownHosts     string
 	Become         bool
 	ConnectTimeout time.Duration
+	// ProxyJump is the bastion chain ("user@bastion:22,next"), "none", or
+	// "" (then ssh_config's ProxyJump, if any).
+	ProxyJump string
+	// SSHConfig is the OpenSSH client config file to read; "" means ~/.ssh/config.
+	SSHConfig string
+	// Defaulted names the connection settings the inventory left unset and
+	// kplay filled with its defaults (port, user, known_hosts,
+	// connect_timeout): an ssh_config may set these, never the others.
+	Defaulted []string
 	// Vars are the host's own variables.
 	Vars map[string]string
 	// Line is where the host is defined.
@@ -64,6 +73,8 @@ type connSettings struct {
 	KnownHosts     string          `yaml:"known_hosts"`
 	Become         *bool           `yaml:"become"`
 	ConnectTimeout *yamlx.Duration `yaml:"connect_timeout"`
+	ProxyJump      string          `yaml:"proxy_jump"`
+	SSHConfig      string          `yaml:"ssh_config"`
 }
 
 type invHost struct {
@@ -302,6 +313,12 @@ func applyConn(h *HostSpec, c connSettings) {
 	if c.ConnectTimeout != nil {
 		h.ConnectTimeout = c.ConnectTimeout.D()
 	}
+	if c.ProxyJump != "" {
+		h.ProxyJump = c.ProxyJump
+	}
+	if c.SSHConfig != "" {
+		h.SSHConfig = c.SSHConfig
+	}
 }
 
 func checkHost(file string, h *HostSpec, key string) error {
@@ -310,15 +327,19 @@ func checkHost(file string, h *HostSpec, key string) error {
 	}
 	if h.Port == 0 {
 		h.Port = 22
+		h.Defaulted = append(h.Defaulted, "port")
 	}
 	if h.User == "" {
 		h.User = "root"
+		h.Defaulted = append(h.Defaulted, "user")
 	}
 	if h.KnownHosts == "" {
 		h.KnownHosts = "~/.ssh/known_hosts"
+		h.Defaulted = append(h.Defaulted, "known_hosts")
 	}
 	if h.ConnectTimeout == 0 {
 		h.ConnectTimeout = 10 * time.Second
+		h.Defaulted = append(h.Defaulted, "connect_timeout")
 	}
 	if strings.ContainsAny(h.Address, " \t\n'\"$`;|&") {
 		return &ConfigError{File: file, Line: h.Line, Key: key + ".address", Msg: fmt.Sprintf("invalid address %q", h.Address)}

@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/kplay/kplay/remote"
 	"github.com/kplay/kplay/steps"
 )
 
@@ -638,24 +637,4 @@ func quoteList(names []string) string {
 		q[i] = fmt.Sprintf("%q", n)
 	}
 	return strings.Join(q, ", ")
-}
-
-// SSHDialer returns a Dialer that opens real SSH connections with remote.
-func SSHDialer(acceptNew bool, becomePassword string) Dialer {
-	var mu sync.Mutex
-	return func(ctx context.Context, h *HostSpec) (Conn, error) {
-		return remote.Dial(ctx, remote.Config{
-			Name:              h.Name,
-			Address:           h.Address,
-			Port:              h.Port,
-			User:              h.User,
-			KeyPath:           h.Key,
-			KnownHosts:        h.KnownHosts,
-			AcceptNewHostKeys: acceptNew,
-			ConnectTimeout:    h.ConnectTimeout,
-			Become:            h.Become,
-			BecomePassword:    becomePassword,
-			KnownHostsMu:      &mu,
-		})
-	}
 }

@@ -25,6 +25,7 @@ type commonFlags struct {
 	output      string
 	timeout     durationFlag
 	acceptNew   bool
+	sshConfig   string
 	breakLock   bool
 	within      durationFlag
 	outputFile  string
@@ -81,6 +82,7 @@ func parseFlags(name string, args []string, stderr io.Writer, withPlaybook, with
 	fs.StringVar(&f.output, "output", "text", "output `format`: "+orList(outputs))
 	fs.Var(&f.timeout, "timeout", "default per-step `duration` (default 10m)")
 	fs.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust and record the key of a host not in known_hosts (never a changed key)")
+	fs.StringVar(&f.sshConfig, "F", "", "OpenSSH client config `file` to read instead of ssh_config: in the inventory or ~/.ssh/config")
 	fs.Var(f.vars, "var", "set a variable, `key=value` (repeatable; wins over all others)")
 	if withPlaybook {
 		fs.BoolVar(&f.verbose, "v", false, "show each shell command's full output under its step line (text output)")

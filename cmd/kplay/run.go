@@ -36,11 +36,17 @@ func cmdRun(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.W
 		fmt.Fprintf(stderr, "kplay: %v\n", err)
 		return exitUsage
 	}
+	ssh, err := runner.NewSSH(plan, runner.SSHOptions{AcceptNew: f.acceptNew, BecomePassword: os.Getenv("KPLAY_BECOME_PASSWORD"), ConfigFile: f.sshConfig})
+	if err != nil {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return exitUsage
+	}
+	defer ssh.Close()
 	if validateOnly {
 		fmt.Fprintf(stdout, "%s: ok: %s; no host was contacted\n", plan.Playbook.File, plan.Shape())
 		return exitOK
 	}
-	rep, err := execute(ctx, rollbackCtx, plan, f, stdout, stderr)
+	rep, err := execute(ctx, rollbackCtx, plan, ssh.Dialer(), f, stdout, stderr)
 	if rep == nil {
 		fmt.Fprintf(stderr, "kplay: %v\n", err)
 		return exitFailed
@@ -66,12 +72,12 @@ func load(playbook string, f *commonFlags) (*runner.Plan, error) {
 }
 
 // execute runs a compiled plan and writes the report.
-func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags, stdout, stderr io.Writer) (*runner.Report, error) {
+func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, dial runner.Dialer, f *commonFlags, stdout, stderr io.Writer) (*runner.Report, error) {
 	opts := runner.Options{
 		DryRun:         f.dryRun,
 		Forks:          f.forks,
 		DefaultTimeout: f.timeout.d,
-		Dial:           runner.SSHDialer(f.acceptNew, os.Getenv("KPLAY_BECOME_PASSWORD")),
+		Dial:           dial,
 		RollbackCtx:    rollbackCtx,
 		RunID:          runner.NewRunID(time.Now()),
 	}
