@@ -30,6 +30,7 @@ var kplayConn = [][2]string{
 	{"address", "ansible_host"}, {"user", "ansible_user"}, {"port", "ansible_port"},
 	{"key", "ansible_ssh_private_key_file"}, {"known_hosts", "kplay_known_hosts"},
 	{"become", "ansible_become"}, {"connect_timeout", "kplay_connect_timeout"},
+	{"proxy_jump", "kplay_proxy_jump"}, {"ssh_config", "kplay_ssh_config"},
 }
 
 type kplayConnSettings struct {
@@ -39,6 +40,8 @@ type kplayConnSettings struct {
 	KnownHosts     string          `yaml:"known_hosts"`
 	Become         *bool           `yaml:"become"`
 	ConnectTimeout *yamlx.Duration `yaml:"connect_timeout"`
+	ProxyJump      string          `yaml:"proxy_jump"`
+	SSHConfig      string          `yaml:"ssh_config"`
 }
 
 type kplayHost struct {

@@ -32,7 +32,6 @@ import (
 	"github.com/kplay/kplay/internal/shellquote"
 	"github.com/melbahja/goph"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
 )
 
 // Config says how to reach and authenticate to one host.
@@ -46,8 +45,21 @@ type Config struct {
 	// User defaults to root.
 	User string
 	// KeyPath is the private key; empty means the SSH agent, then
-	// ~/.ssh/id_ed25519, id_ecdsa, id_rsa.
+	// IdentityFiles, else ~/.ssh/id_ed25519, id_ecdsa, id_rsa.
 	KeyPath string
+	// IdentityFiles are more private keys (ssh_config's IdentityFile).
+	IdentityFiles []string
+	// IdentitiesOnly offers only the key files (and the agent's copies of them).
+	IdentitiesOnly bool
+	// CertificateFiles are OpenSSH user certificates; KEY-cert.pub beside
+	// a key file is used without being listed.
+	CertificateFiles []string
+	// Jump are the bastions to go through, first hop first; each hop's
+	// host key is verified and it authenticates as any host does.
+	Jump []Config
+	// Pool is shared by the connections of one run (bastions, agent,
+	// keys); nil means a private one, closed with the client.
+	Pool *Pool
 	// KnownHosts is the known_hosts file; defaults to ~/.ssh/known_hosts.
 	KnownHosts string
 	// AcceptNewHostKeys trusts the key of a host never seen before (never a
@@ -100,25 +112,32 @@ type Client struct {
 	sudo    string
 	dead    atomic.Value // error: why the connection was given up
 	shell   shellSlot    // the long-lived shell that runs commands without stdin (shell.go)
+	ownPool *Pool        // closed with the client when cfg.Pool was nil
 }
 
-// Dial opens the SSH connection. The TCP connect and the handshake together
-// take at most cfg.ConnectTimeout (default 10s), and ctx can cancel both.
+// Dial opens the SSH connection, through cfg.Jump's bastions if any (their
+// connections shared through cfg.Pool). Each hop's TCP connect (or
+// channel) and handshake together take at most its ConnectTimeout
+// (default 10s), and ctx can cancel all.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
-	hostport := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
-	sshCfg, err := clientConfig(cfg, hostport)
-	if err != nil {
-		return nil, err
+	var own *Pool
+	if cfg.Pool == nil {
+		own = NewPool()
+		cfg.Pool = own
 	}
-	sc, err := handshake(ctx, cfg, hostport, sshCfg)
+	sc, err := dialVia(ctx, cfg)
 	if err != nil {
+		if own != nil {
+			own.Close()
+		}
 		return nil, err
 	}
 	cl := &Client{
-		cfg:    cfg,
-		client: &goph.Client{Client: sc},
-		done:   make(chan struct{}),
+		cfg:     cfg,
+		client:  &goph.Client{Client: sc},
+		done:    make(chan struct{}),
+		ownPool: own,
 	}
 	cl.prefix = randomID()
 	go cl.keepalive()
@@ -136,6 +155,26 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		}
 	}
 	return cl, nil
+}
+
+// dialVia connects to cfg's host, over its bastion chain when it has one.
+func dialVia(ctx context.Context, cfg Config) (*ssh.Client, error) {
+	via, err := cfg.Pool.via(ctx, cfg.Jump)
+	if err != nil {
+		return nil, &ConnectError{Host: cfg.Name, Phase: "connect", Err: fmt.Errorf("through %w", err)}
+	}
+	return connect(ctx, cfg, via)
+}
+
+// connect makes one SSH connection to cfg's host: over a TCP connection
+// of its own, or over a channel of via (the last bastion).
+func connect(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, error) {
+	hostport := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
+	sshCfg, err := clientConfig(cfg, hostport)
+	if err != nil {
+		return nil, err
+	}
+	return handshake(ctx, cfg, hostport, sshCfg, via)
 }
 
 // withDefaults fills the config's zero values.
@@ -174,7 +213,7 @@ func clientConfig(cfg Config, hostport string) (*ssh.ClientConfig, error) {
 	}
 	k := knownHosts{path: kh, acceptNew: cfg.AcceptNewHostKeys, keepNew: cfg.KeepNewHostKeys, mu: mu}
 
-	auth, err := authMethods(cfg.KeyPath)
+	auth, err := cfg.Pool.authMethods(cfg)
 	if err != nil {
 		return nil, &ConnectError{Host: cfg.Name, Phase: "auth", Err: err}
 	}
@@ -201,91 +240,84 @@ func clientConfig(cfg Config, hostport string) (*ssh.ClientConfig, error) {
 	}
 	return &ssh.ClientConfig{
 		User:              cfg.User,
-		Auth:              auth,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(auth.signers...)},
 		HostKeyCallback:   cb,
 		HostKeyAlgorithms: algos,
 		Timeout:           cfg.ConnectTimeout,
 	}, nil
 }
 
-// handshake connects over TCP and runs the SSH handshake, both within
-// cfg.ConnectTimeout and cancelled by ctx, and says which phase failed.
-func handshake(ctx context.Context, cfg Config, hostport string, sshCfg *ssh.ClientConfig) (*ssh.Client, error) {
-	deadline := time.Now().Add(cfg.ConnectTimeout)
-	dctx, cancel := context.WithDeadline(ctx, deadline)
+// handshake connects (over TCP, or a channel of via) and runs the SSH
+// handshake, both within cfg.ConnectTimeout and cancelled by ctx, and
+// says which phase failed and, for auth, which keys were offered.
+func handshake(ctx context.Context, cfg Config, hostport string, sshCfg *ssh.ClientConfig, via *ssh.Client) (*ssh.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	d := net.Dialer{}
-	conn, err := d.DialContext(dctx, "tcp", hostport)
+	conn, err := dialTCP(dctx, hostport, via)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, &ConnectError{Host: cfg.Name, Phase: "connect", Err: ctx.Err()}
 		}
-		return nil, &ConnectError{Host: cfg.Name, Phase: "connect", Err: fmt.Errorf("%s: %w (connect_timeout %s)", hostport, err, cfg.ConnectTimeout)}
+		return nil, &ConnectError{Host: cfg.Name, Phase: "connect", Err: fmt.Errorf("%s%s: %w (connect_timeout %s)", hostport, viaText(cfg), err, cfg.ConnectTimeout)}
 	}
-	// Bound the handshake: a peer that accepts TCP and never speaks SSH
-	// would otherwise hang NewClientConn forever.
-	_ = conn.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	// Bound the handshake by closing the connection: a peer that accepts
+	// TCP and never speaks SSH would otherwise hang NewClientConn forever
+	// (and a channel through a bastion has no deadlines).
+	stop := context.AfterFunc(dctx, func() { _ = conn.Close() })
 	c, chans, reqs, err := ssh.NewClientConn(conn, hostport, sshCfg)
-	stop()
+	if !stop() && err == nil {
+		c.Close()
+		err = dctx.Err()
+	}
 	if err != nil {
 		conn.Close()
-		var hk *HostKeyError
-		switch {
-		case errors.As(err, &hk):
-			return nil, &ConnectError{Host: cfg.Name, Phase: "host key", Err: hk}
-		case ctx.Err() != nil:
-			return nil, &ConnectError{Host: cfg.Name, Phase: "handshake", Err: ctx.Err()}
-		case isTimeout(err):
-			return nil, &ConnectError{Host: cfg.Name, Phase: "handshake", Err: fmt.Errorf("%s: no SSH handshake within connect_timeout %s", hostport, cfg.ConnectTimeout)}
-		case strings.Contains(err.Error(), "unable to authenticate"):
-			return nil, &ConnectError{Host: cfg.Name, Phase: "auth", Err: fmt.Errorf("%s@%s: authentication refused: %w", cfg.User, hostport, err)}
-		}
-		return nil, &ConnectError{Host: cfg.Name, Phase: "handshake", Err: fmt.Errorf("%s: %w", hostport, err)}
+		return nil, handshakeErr(ctx, dctx, cfg, hostport, err)
 	}
-	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// dialTCP opens the connection an SSH handshake runs over.
+func dialTCP(ctx context.Context, hostport string, via *ssh.Client) (net.Conn, error) {
+	if via != nil {
+		return via.DialContext(ctx, "tcp", hostport)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", hostport)
+}
+
+// viaText names the bastion chain, for errors.
+func viaText(cfg Config) string {
+	if len(cfg.Jump) == 0 {
+		return ""
+	}
+	return " via " + chainKey(cfg.Jump)
+}
+
+// handshakeErr says why a handshake failed: host key, cancel, timeout,
+// authentication (with the keys that were offered), or else.
+func handshakeErr(ctx, dctx context.Context, cfg Config, hostport string, err error) error {
+	var hk *HostKeyError
+	switch {
+	case errors.As(err, &hk):
+		return &ConnectError{Host: cfg.Name, Phase: "host key", Err: hk}
+	case ctx.Err() != nil:
+		return &ConnectError{Host: cfg.Name, Phase: "handshake", Err: ctx.Err()}
+	case dctx.Err() != nil || isTimeout(err):
+		return &ConnectError{Host: cfg.Name, Phase: "handshake", Err: fmt.Errorf("%s%s: no SSH handshake within connect_timeout %s", hostport, viaText(cfg), cfg.ConnectTimeout)}
+	case strings.Contains(err.Error(), "unable to authenticate"):
+		plan, _ := cfg.Pool.authMethods(cfg)
+		tried := "nothing"
+		if plan != nil {
+			tried = orNone(plan.tried)
+		}
+		return &ConnectError{Host: cfg.Name, Phase: "auth", Err: fmt.Errorf("%s@%s: authentication refused (publickey; tried: %s): %w", cfg.User, hostport, tried, err)}
+	}
+	return &ConnectError{Host: cfg.Name, Phase: "handshake", Err: fmt.Errorf("%s%s: %w", hostport, viaText(cfg), err)}
 }
 
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
-}
-
-// authMethods loads the private key, or the agent and the default keys.
-func authMethods(keyPath string) ([]ssh.AuthMethod, error) {
-	if keyPath != "" {
-		p, err := ExpandHome(keyPath)
-		if err != nil {
-			return nil, err
-		}
-		s, err := goph.GetSigner(p, "")
-		if err != nil {
-			return nil, fmt.Errorf("private key %s: %w", p, err)
-		}
-		return []ssh.AuthMethod{ssh.PublicKeys(s)}, nil
-	}
-	var signers []ssh.Signer
-	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
-		if conn, err := net.Dial("unix", sock); err == nil {
-			if ss, err := agent.NewClient(conn).Signers(); err == nil {
-				signers = append(signers, ss...)
-			}
-		}
-	}
-	for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
-		p, err := ExpandHome("~/.ssh/" + name)
-		if err != nil {
-			continue
-		}
-		if s, err := goph.GetSigner(p, ""); err == nil {
-			signers = append(signers, s)
-		}
-	}
-	if len(signers) == 0 {
-		return nil, errors.New("no SSH key: set key in the inventory, run an SSH agent, or create ~/.ssh/id_ed25519")
-	}
-	return []ssh.AuthMethod{ssh.PublicKeys(signers...)}, nil
 }
 
 // ExpandHome replaces a leading ~/ with the user's home directory.
@@ -382,6 +414,9 @@ func (c *Client) Close() error {
 	c.closeMu.Do(func() {
 		close(c.done)
 		err = c.client.Close()
+		if c.ownPool != nil {
+			_ = c.ownPool.Close()
+		}
 	})
 	return err
 }

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,7 +68,37 @@ func connSettings() []connSetting {
 			h.ConnectTimeout = d
 			return nil
 		}},
+		// ssh(1) keeps the first value of an option: Ansible puts the
+		// common args before the extra args, so a ProxyJump in the common
+		// args wins; proxy_jump, kplay's own, wins over both.
+		{[]string{"ansible_ssh_extra_args"}, proxyJumpFromArgs},
+		{[]string{"ansible_ssh_common_args"}, proxyJumpFromArgs},
+		{[]string{"kplay_proxy_jump"}, func(h *HostSpec, s string, _ inventory.Var) error {
+			h.ProxyJump = s
+			return nil
+		}},
+		{[]string{"kplay_ssh_config"}, func(h *HostSpec, s string, v inventory.Var) error {
+			// Relative to the inventory file that set it.
+			if s != "" && !filepath.IsAbs(s) && !strings.HasPrefix(s, "~") && v.Pos.File != "" {
+				s = filepath.Join(filepath.Dir(v.Pos.File), s)
+			}
+			h.SSHConfig = s
+			return nil
+		}},
 	}
+}
+
+// proxyJumpFromArgs honours -o ProxyJump= and -J in Ansible's ssh args
+// (AnsibleSSHArgs refuses every other option by name).
+func proxyJumpFromArgs(h *HostSpec, s string, _ inventory.Var) error {
+	pj, err := AnsibleSSHArgs(s)
+	if err != nil {
+		return err
+	}
+	if pj != "" {
+		h.ProxyJump = pj
+	}
+	return nil
 }
 
 // applyConn sets h's connection from its merged variables, and refuses,
@@ -148,8 +179,8 @@ func refuseVar(name, s string) string {
 		return "SSH passwords are not supported: kplay authenticates with keys (ansible_ssh_private_key_file or the SSH agent)"
 	case "ansible_become_password", "ansible_become_pass", "ansible_sudo_pass", "ansible_sudo_password":
 		return "not read from inventories: set KPLAY_BECOME_PASSWORD in the environment instead"
-	case "ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args":
-		return "extra ssh arguments are not supported yet (ProxyJump is planned): reach the host directly"
+	case "ansible_ssh_args":
+		return "replaces all of Ansible's ssh options, which kplay does not take: use ansible_ssh_common_args with -o ProxyJump= or -J, or proxy_jump"
 	}
 	if strings.HasPrefix(name, "ansible_") {
 		return "not supported by kplay: remove it, or it would be silently ignored"

@@ -18,8 +18,8 @@ func TestConnVarsRefused(t *testing.T) {
 		{"h1 ansible_connection=local", `hosts:1: key "ansible_connection": kplay connects over SSH only, not "local"`},
 		{"h1 ansible_become_user=postgres", `hosts:1: key "ansible_become_user": kplay becomes root only, not "postgres"`},
 		{"h1 ansible_become_method=su", `hosts:1: key "ansible_become_method": kplay becomes root with sudo only`},
-		{"h1 ansible_ssh_common_args='-o ProxyJump=bastion'", `hosts:1: key "ansible_ssh_common_args": extra ssh arguments are not supported yet (ProxyJump is planned)`},
-		{"h1 ansible_ssh_extra_args=-v", `key "ansible_ssh_extra_args": extra ssh arguments`},
+		{"h1 ansible_ssh_common_args='-o ProxyJump=bastion -o ForwardAgent=yes'", `hosts:1: key "ansible_ssh_common_args": `},
+		{"h1 ansible_ssh_args=-v", `key "ansible_ssh_args": replaces all of Ansible's ssh options`},
 		{"h1 ansible_host_key_checking=false", `key "ansible_host_key_checking": kplay always verifies host keys`},
 		{"h1 ansible_shell_type=csh", `hosts:1: key "ansible_shell_type": not supported by kplay`},
 		{"h1\n[all:vars]\nansible_password=x", `hosts:3: key "ansible_password"`},
@@ -120,5 +120,38 @@ func TestControlCharactersRefused(t *testing.T) {
 				t.Fatalf("error\n  %v\nwant a config error at hosts.yaml:LINE containing\n  %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestProxyJumpVars: Ansible's ssh args give ProxyJump (-o ProxyJump= or
+// -J; the common args win, as ssh keeps the first value), kplay's
+// proxy_jump wins over both, and a relative ssh_config is relative to the
+// inventory file that names it.
+func TestProxyJumpVars(t *testing.T) {
+	inv, err := ParseInventory("/srv/inv/hosts", []byte(`h1 ansible_ssh_common_args='-o ProxyJump=ops@bastion:2222'
+h2 ansible_ssh_extra_args='-J jump1,jump2'
+h3 ansible_ssh_extra_args='-J extra' ansible_ssh_common_args='-o ProxyJump=common'
+h4
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"h1": "ops@bastion:2222", "h2": "jump1,jump2", "h3": "common", "h4": ""} {
+		if got := inv.Host(name).ProxyJump; got != want {
+			t.Errorf("%s: ProxyJump %q, want %q", name, got, want)
+		}
+	}
+	k, err := ParseInventory("/srv/inv/kplay.yaml", []byte("defaults: {ssh_config: ssh/config, proxy_jump: b1}\nhosts:\n  cp1: {address: 10.0.0.1, proxy_jump: none}\n  cp2: {address: 10.0.0.2}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := k.Host("cp1"); h.ProxyJump != "none" || h.SSHConfig != "/srv/inv/ssh/config" {
+		t.Errorf("cp1: proxy_jump %q ssh_config %q", h.ProxyJump, h.SSHConfig)
+	}
+	if h := k.Host("cp2"); h.ProxyJump != "b1" {
+		t.Errorf("cp2: proxy_jump %q, want the default b1", h.ProxyJump)
+	}
+	if h := k.Host("cp2"); len(h.Defaulted) != 4 {
+		t.Errorf("cp2: defaulted %v, want port, user, known_hosts and connect_timeout", h.Defaulted)
 	}
 }

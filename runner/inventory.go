@@ -21,6 +21,15 @@ type HostSpec struct {
 	KnownHosts     string
 	Become         bool
 	ConnectTimeout time.Duration
+	// ProxyJump is the bastion chain ("user@bastion:22,next"), "none", or
+	// "" (then ssh_config's ProxyJump, if any).
+	ProxyJump string
+	// SSHConfig is the OpenSSH client config file to read; "" means ~/.ssh/config.
+	SSHConfig string
+	// Defaulted names the connection settings the inventory left unset and
+	// kplay filled with its defaults (port, user, known_hosts,
+	// connect_timeout): an ssh_config may set these, never the others.
+	Defaulted []string
 	// Vars are the host's inventory variables that are single values,
 	// merged with Ansible's precedence, as written.
 	Vars map[string]string
@@ -177,15 +186,19 @@ func resolveHost(h *HostSpec, vars inventory.Vars) error {
 func checkHost(h *HostSpec) error {
 	if h.Port == 0 {
 		h.Port = 22
+		h.Defaulted = append(h.Defaulted, "port")
 	}
 	if h.User == "" {
 		h.User = "root"
+		h.Defaulted = append(h.Defaulted, "user")
 	}
 	if h.KnownHosts == "" {
 		h.KnownHosts = "~/.ssh/known_hosts"
+		h.Defaulted = append(h.Defaulted, "known_hosts")
 	}
 	if h.ConnectTimeout == 0 {
 		h.ConnectTimeout = 10 * time.Second
+		h.Defaulted = append(h.Defaulted, "connect_timeout")
 	}
 	for _, f := range []struct{ key, what, v string }{{"host", "host name", h.Name}, {"ansible_host", "address", h.Address}, {"ansible_user", "user", h.User}} {
 		if i := strings.IndexFunc(f.v, unicode.IsControl); i >= 0 {

@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/kplay/kplay/remote"
 	"github.com/kplay/kplay/steps"
 )
 
@@ -639,27 +638,4 @@ func quoteList(names []string) string {
 		q[i] = fmt.Sprintf("%q", n)
 	}
 	return strings.Join(q, ", ")
-}
-
-// SSHDialer returns a Dialer that opens real SSH connections with remote.
-// With acceptNew, a host never seen before is trusted on first use; its key
-// is recorded in known_hosts unless dryRun (a dry run writes nothing).
-func SSHDialer(acceptNew bool, becomePassword string, dryRun bool) Dialer {
-	var mu sync.Mutex
-	return func(ctx context.Context, h *HostSpec) (Conn, error) {
-		return remote.Dial(ctx, remote.Config{
-			Name:              h.Name,
-			Address:           h.Address,
-			Port:              h.Port,
-			User:              h.User,
-			KeyPath:           h.Key,
-			KnownHosts:        h.KnownHosts,
-			AcceptNewHostKeys: acceptNew,
-			KeepNewHostKeys:   !dryRun,
-			ConnectTimeout:    h.ConnectTimeout,
-			Become:            h.Become,
-			BecomePassword:    becomePassword,
-			KnownHostsMu:      &mu,
-		})
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -115,6 +116,9 @@ func (c *fakeConn) ReadFile(ctx context.Context, p string) ([]byte, error) {
 }
 func (c *fakeConn) WriteFile(ctx context.Context, p string, d []byte, m fs.FileMode) error {
 	return nil
+}
+func (c *fakeConn) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return nil, errors.New("fakeConn: no network")
 }
 func (c *fakeConn) Close() error { return nil }
 

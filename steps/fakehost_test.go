@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -34,6 +36,10 @@ type fakeHost struct {
 	tinyKplay bool
 	// hook, when set, may answer a command instead of running it.
 	hook func(cmd string) (out []byte, err error, handled bool)
+	// noForward makes DialContext fail as a server with AllowTcpForwarding no.
+	noForward atomic.Bool
+	// dials counts DialContext calls that were let through.
+	dials atomic.Int64
 
 	mu  sync.Mutex
 	log []fakeRun
@@ -166,6 +172,17 @@ func (h *fakeHost) WriteFile(ctx context.Context, p string, data []byte, mode fs
 	cmd := fmt.Sprintf("set -e; p=%s; t=\"$p.kplay-tmp\"; cat > \"$t\"; chmod %o \"$t\"; mv -f \"$t\" \"$p\"", shellquote.Quote(p), mode.Perm())
 	_, err := h.RunInput(ctx, cmd, data)
 	return err
+}
+
+// DialContext dials from this machine (the fake host's network is the
+// controller's), or fails as a host that forbids TCP forwarding.
+func (h *fakeHost) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if h.noForward.Load() {
+		return nil, fmt.Errorf("fake %s: %w", h.name, hostexec.ErrForwardingRefused)
+	}
+	h.dials.Add(1)
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
 }
 
 // path maps a host path to the local file behind it.

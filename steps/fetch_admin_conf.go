@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kplay/kplay/internal/atomicfile"
+	"github.com/kplay/kplay/internal/hostexec"
 	"github.com/kplay/kplay/internal/yamlx"
 )
 
@@ -287,7 +288,13 @@ func (s *FetchAdminConf) verify(ctx context.Context, t *Target, k *kcFile, dest 
 	if err != nil {
 		return "", fmt.Errorf("admin.conf from %s: %w", t.Name(), err)
 	}
-	verified, err := verifyCredential(ctx, cr, s.VerifyTimeout)
+	verified, err := verifyCredential(ctx, t.DialContext, cr, s.VerifyTimeout)
+	if errors.Is(err, hostexec.ErrForwardingRefused) {
+		verified, err = verifyOnHost(ctx, t, path.Join(s.KubeDir, "admin.conf"), cr, s.VerifyTimeout)
+	}
+	if isNotMade(err) {
+		return "credential NOT verified: " + err.Error(), nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("not writing %s: %w", dest, err)
 	}
@@ -356,8 +363,11 @@ func (lf localFile) undo(dest, backup string) *Undo {
 }
 
 // verifyCredential GETs SERVER/api with the client certificate, trusting
-// only the kubeconfig's CA, retrying connection errors until timeout.
-func verifyCredential(ctx context.Context, cr *kcCredential, timeout time.Duration) (string, error) {
+// only the kubeconfig's CA, retrying connection errors until timeout. The
+// connection is dial's: the host's, through its SSH connection, so the
+// check works wherever SSH does. An error wrapping
+// hostexec.ErrForwardingRefused comes back at once.
+func verifyCredential(ctx context.Context, dial dialFunc, cr *kcCredential, timeout time.Duration) (string, error) {
 	tr := &http.Transport{
 		TLSClientConfig: &tls.Config{
 			RootCAs:            cr.CAs,
@@ -366,6 +376,8 @@ func verifyCredential(ctx context.Context, cr *kcCredential, timeout time.Durati
 			MinVersion:         tls.VersionTLS12,
 		},
 		TLSHandshakeTimeout: 10 * time.Second,
+		DialContext:         dial,
+		Proxy:               nil, // the host's own route to the server, never a proxy of the controller's
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 15 * time.Second}
@@ -391,6 +403,9 @@ func verifyCredential(ctx context.Context, cr *kcCredential, timeout time.Durati
 			last = fmt.Errorf("GET %s: %s", u, resp.Status)
 		} else {
 			var ce *tls.CertificateVerificationError
+			if errors.Is(err, hostexec.ErrForwardingRefused) {
+				return "", err
+			}
 			if errors.As(err, &ce) {
 				return "", fmt.Errorf("GET %s: the server's certificate does not verify against admin.conf's CA: %w", u, err)
 			}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/kplay/kplay/internal/hostexec"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -337,4 +339,52 @@ contexts:
 			golden(t, "merge_"+c.name+".golden", out)
 		})
 	}
+}
+
+// TestFetchAdminConfVerifyWays: the credential is checked through the
+// host's SSH connection; where the host forbids forwarding, by curl on the
+// host; where neither can be made, the file is written and the check
+// reported as not made.
+func TestFetchAdminConfVerifyWays(t *testing.T) {
+	t.Parallel()
+	h := newPKIHost(t, pkiOpts{noKubelet: true})
+	server := apiServer(t, h)
+	tests := []struct {
+		name      string
+		noForward bool
+		noCurl    bool
+		want      string
+		dials     bool
+	}{
+		{name: "through SSH", want: "accepted: GET " + server + "/api → 200", dials: true},
+		{name: "on the host", noForward: true, want: "accepted: GET " + server + "/api from cp1 → 200"},
+		{name: "not made", noForward: true, noCurl: true, want: "credential NOT verified: GET " + server + "/api from cp1 (its SSH server forbids forwarding) cannot be made there"},
+	}
+	for _, tt := range tests {
+		h.noForward.Store(tt.noForward)
+		h.hook = nil
+		if tt.noCurl {
+			h.hook = func(cmd string) ([]byte, error, bool) {
+				if strings.Contains(cmd, "verify_credential.sh") {
+					return nil, &hostexec.ExitError{Status: 127, Stderr: "curl is not installed on the host"}, true
+				}
+				return nil, nil, false
+			}
+		}
+		dials := h.dials.Load()
+		dest := filepath.Join(t.TempDir(), "config")
+		r, err := newStep(t, "fetch_admin_conf", "dest: "+dest+"\nserver: "+server+"\nverify_timeout: 5s").Apply(testCtx(t), h.target())
+		if err != nil || !strings.Contains(r.Message, tt.want) {
+			t.Errorf("%s: %q %v, want %q", tt.name, r.Message, err, tt.want)
+		}
+		if (h.dials.Load() > dials) != tt.dials {
+			t.Errorf("%s: %d dials through the host", tt.name, h.dials.Load()-dials)
+		}
+		if _, err := os.Stat(dest); err != nil {
+			t.Errorf("%s: not written: %v", tt.name, err)
+		}
+	}
+	h.hook = nil
+	// fetch_admin_conf reads admin.conf by design; the check on the host must print no key.
+	h.assertNoSecrets(t, func(cmd string) bool { return cmd == "cat -- /etc/kubernetes/admin.conf" })
 }

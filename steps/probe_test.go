@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +64,12 @@ func (h *shellHost) RunInput(ctx context.Context, cmd string, stdin []byte) ([]b
 		return stdout.Bytes(), &hostexec.ExitError{Status: ee.ExitCode(), Stderr: hostexec.Tail(stderr.String(), 10)}
 	}
 	return stdout.Bytes(), err
+}
+
+// DialContext dials from this machine.
+func (h *shellHost) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
 }
 
 // ReadFile is not used by the probe.

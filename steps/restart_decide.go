@@ -28,11 +28,14 @@ func (s *RestartAPIServer) decide(ctx context.Context, t *Target, comps []compon
 			}
 			continue
 		}
-		if c.reloads && hc != nil && len(c.served) > 0 {
-			s.decideReloader(ctx, t, pr, hc)
+		if c.reloads && hc != nil && len(c.served) > 0 && s.decideReloader(ctx, t, pr, hc) {
 			continue
 		}
+		notMade := pr.Reason // why the served certificate could not be checked, if it could not
 		*pr = *s.decideOne(c, f)
+		if notMade != "" {
+			pr.Reason = notMade + "; so decided by start time: " + pr.Reason
+		}
 	}
 	return out, nil
 }
@@ -59,20 +62,27 @@ func (s *RestartAPIServer) decideOne(c component, f *podFacts) *PodRestart {
 
 // decideReloader decides for a component that rereads its certificates
 // (etcd): restart only if a port still serves something else than the disk.
-func (s *RestartAPIServer) decideReloader(ctx context.Context, t *Target, pr *PodRestart, hc *hostCerts) {
+// It returns false, deciding nothing, when the served certificate cannot
+// be checked at all: the caller then decides by process start time.
+func (s *RestartAPIServer) decideReloader(ctx context.Context, t *Target, pr *PodRestart, hc *hostCerts) bool {
 	sc := s.served()
 	sc.timeout = min(sc.timeout, 15*time.Second)
 	var msgs []string
 	for _, ep := range pr.c.served {
 		msg, err := sc.compareRetry(ctx, t, pr.Name, ep, hc)
+		if isNotMade(err) {
+			pr.Reason = err.Error()
+			return false
+		}
 		if err != nil {
 			pr.Restarted, pr.Reason = true, fmt.Sprintf("it does not serve the certificates on disk (%v): restarting it", err)
-			return
+			return true
 		}
 		msgs = append(msgs, msg)
 	}
 	pr.Served = msgs
 	pr.Reason = "it rereads its certificates: " + strings.Join(msgs, "; ") + ": not restarted"
+	return true
 }
 
 // stamp formats a host time for messages.

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kplay/kplay/internal/hostexec"
 )
 
 // fakeKubelet runs an apiserver stand-in (TLS /livez and /readyz) on 127.0.0.1:port
@@ -169,9 +171,24 @@ func TestRestartAPIServerServesRenewedCert(t *testing.T) {
 		t.Errorf("plan changed the host: %v", d)
 	}
 
-	for _, check := range []string{"controller", "host"} {
+	for _, tc := range []struct {
+		check     string
+		noForward bool // the host's sshd forbids forwarding: ssh falls back to the host
+		dials     bool // the check went through the host's DialContext
+	}{
+		{check: "ssh", dials: true},
+		{check: "ssh", noForward: true},
+		{check: "controller"},
+		{check: "host"},
+	} {
+		check := tc.check
+		h.noForward.Store(tc.noForward)
+		dials := h.dials.Load()
 		starts := k.starts.Load()
 		r, err := newStep(t, "restart_apiserver", fastRestart+"serve_check: "+check).Apply(ctx, tg)
+		if (h.dials.Load() > dials) != tc.dials {
+			t.Errorf("%+v: %d dials through the host", tc, h.dials.Load()-dials)
+		}
 		if err != nil {
 			t.Fatalf("%s: %v", check, err)
 		}
@@ -209,7 +226,8 @@ func TestRestartAPIServerServesRenewedCert(t *testing.T) {
 // servedSHA returns the fingerprint of the certificate served on addr.
 func servedSHA(t *testing.T, addr string) string {
 	t.Helper()
-	chain, err := servedChain(context.Background(), addr)
+	var d net.Dialer
+	chain, err := servedChain(context.Background(), d.DialContext, addr, "from the test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,5 +368,38 @@ func TestManifestFlags(t *testing.T) {
 	h, p := urlHostPort("https://127.0.0.1:2379,https://10.0.0.1:2379")
 	if h != "127.0.0.1" || p != 2379 {
 		t.Errorf("%s %d", h, p)
+	}
+}
+
+// TestRestartAPIServerCheckNotMade: a served certificate that cannot be
+// checked at all (the host forbids forwarding and has no openssl) is
+// reported as not checked, and the restart still succeeds.
+func TestRestartAPIServerCheckNotMade(t *testing.T) {
+	t.Parallel()
+	h := newPKIHost(t, pkiOpts{})
+	k := startFakeKubelet(t, h, false)
+	tg := h.target()
+	ctx := testCtx(t)
+	if _, err := newStep(t, "renew_certs", "config: "+filepath.Join(h.root, "cfg/renew.yaml")).Apply(ctx, tg); err != nil {
+		t.Fatal(err)
+	}
+	h.noForward.Store(true)
+	h.hook = func(cmd string) ([]byte, error, bool) {
+		if strings.Contains(cmd, "openssl s_client") {
+			return nil, &hostexec.ExitError{Status: 127, Stderr: "openssl is not installed on the host"}, true
+		}
+		return nil, nil, false
+	}
+	starts := k.starts.Load()
+	r, err := newStep(t, "restart_apiserver", fastRestart+"serve_check: ssh").Apply(ctx, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.starts.Load() != starts+1 || !r.Changed {
+		t.Errorf("restarts %d, changed %v", k.starts.Load()-starts, r.Changed)
+	}
+	want := "served certificate on " + k.addr + " not checked: no way from the host"
+	if !strings.Contains(strings.Join(r.Details, "\n"), want) {
+		t.Errorf("details %q, want %q", r.Details, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"sync"
 	"time"
 )
@@ -29,6 +30,11 @@ type Host interface {
 	ReadFile(ctx context.Context, path string) ([]byte, error)
 	// WriteFile writes a file on the host atomically (temp file, then rename) with mode.
 	WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode) error
+	// DialContext opens a TCP connection made by the host to addr (as the
+	// host resolves and routes it), carried over the host's own SSH
+	// connection, so that a check works wherever SSH does. It fails with
+	// hostexec.ErrForwardingRefused when the host's SSH server forbids it.
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Target is a host plus the state shared by the steps of one run on it.

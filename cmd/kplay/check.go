@@ -49,10 +49,16 @@ func cmdCheck(ctx, rollbackCtx context.Context, args []string, stdout, stderr io
 		fmt.Fprintf(stderr, "kplay: %v\n", err)
 		return exitUsage
 	}
+	ssh, err := runner.NewSSH(plan, runner.SSHOptions{AcceptNew: f.acceptNew, BecomePassword: becomePass, ConfigFile: f.sshConfig})
+	if err != nil {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return exitUsage
+	}
+	defer ssh.Close()
 	opts := runner.Options{
 		Forks:          f.forks,
 		DefaultTimeout: f.timeout.d,
-		Dial:           runner.SSHDialer(f.acceptNew, becomePass, false),
+		Dial:           ssh.Dialer(),
 		RollbackCtx:    rollbackCtx,
 	}
 	rep, err := runner.Run(ctx, plan, opts)

@@ -29,6 +29,7 @@ type commonFlags struct {
 	output      string
 	timeout     durationFlag
 	acceptNew   bool
+	sshConfig   string
 	breakLock   bool
 	within      durationFlag
 	outputFile  string
@@ -121,6 +122,7 @@ func commonFlagSet(c command) (*pflag.FlagSet, *commonFlags) {
 	fs.StringVar(&f.output, "output", "text", "output `format`: "+orList(outputs))
 	fs.Var(&f.timeout, "timeout", "default per-step `duration` (default 10m)")
 	fs.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust and record the key of a host not in known_hosts (never a changed key)")
+	fs.StringVarP(&f.sshConfig, "ssh-config", "F", "", "OpenSSH client config `file` to read instead of ssh_config: in the inventory or ~/.ssh/config")
 	fs.Var(f.vars, "var", "set a variable, `key=value` (repeatable; wins over all others)")
 	fs.StringArrayVarP(&f.extraVars, "extra-vars", "e", nil, "set variables: `key=value` (several separated by spaces), JSON or YAML {...}, or @FILE (YAML or JSON); repeatable; as --var")
 	fs.StringVarP(&f.user, "user", "u", "", "connect as this `user` where the inventory sets no ansible_user (default root)")

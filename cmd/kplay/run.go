@@ -47,6 +47,13 @@ func cmdRun(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.W
 		return exitOK
 	}
 	if validateOnly {
+		// The hosts' ssh_config files and bastions are part of the input.
+		ssh, err := runner.NewSSH(plan, runner.SSHOptions{ConfigFile: f.sshConfig})
+		if err != nil {
+			fmt.Fprintf(stderr, "kplay: %v\n", err)
+			return exitUsage
+		}
+		ssh.Close()
 		fmt.Fprintf(stdout, "%s: ok: %s; no host was contacted\n", plan.Playbook.File, plan.Shape())
 		return exitOK
 	}
@@ -55,7 +62,13 @@ func cmdRun(ctx, rollbackCtx context.Context, args []string, stdout, stderr io.W
 		fmt.Fprintf(stderr, "kplay: %v\n", err)
 		return exitUsage
 	}
-	rep, err := execute(ctx, rollbackCtx, plan, f, becomePass, stdout, stderr)
+	ssh, err := runner.NewSSH(plan, runner.SSHOptions{AcceptNew: f.acceptNew, BecomePassword: becomePass, ConfigFile: f.sshConfig, DryRun: f.dryRun})
+	if err != nil {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return exitUsage
+	}
+	defer ssh.Close()
+	rep, err := execute(ctx, rollbackCtx, plan, ssh.Dialer(), f, stdout, stderr)
 	if rep == nil {
 		fmt.Fprintf(stderr, "kplay: %v\n", err)
 		return exitFailed
@@ -126,12 +139,12 @@ func becomePassword(f *commonFlags, stdin *os.File, stderr io.Writer) (string, e
 }
 
 // execute runs a compiled plan and writes the report.
-func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, f *commonFlags, becomePass string, stdout, stderr io.Writer) (*runner.Report, error) {
+func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, dial runner.Dialer, f *commonFlags, stdout, stderr io.Writer) (*runner.Report, error) {
 	opts := runner.Options{
 		DryRun:         f.dryRun,
 		Forks:          f.forks,
 		DefaultTimeout: f.timeout.d,
-		Dial:           runner.SSHDialer(f.acceptNew, becomePass, f.dryRun),
+		Dial:           dial,
 		RollbackCtx:    rollbackCtx,
 		RunID:          runner.NewRunID(time.Now()),
 	}

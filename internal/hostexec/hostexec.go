@@ -50,6 +50,11 @@ var ErrSecretPath = errors.New("refusing to read a private key off the host")
 // shell command line can carry.
 var ErrNUL = errors.New("refusing to run a command that contains a NUL byte")
 
+// ErrForwardingRefused is returned by a host's DialContext when its SSH
+// server forbids TCP forwarding (sshd's AllowTcpForwarding no): a check
+// must then run on the host instead.
+var ErrForwardingRefused = errors.New("the host's SSH server refuses TCP forwarding (AllowTcpForwarding no)")
+
 // Tail returns the last n lines of s, trimmed.
 func Tail(s string, n int) string {
 	s = strings.TrimRight(s, "\n")

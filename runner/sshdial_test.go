@@ -1,0 +1,123 @@
+package runner
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kplay/kplay/internal/sshconfig"
+)
+
+func TestAnsibleSSHArgs(t *testing.T) {
+	for _, tt := range []struct{ in, want, err string }{
+		{in: "", want: ""},
+		{in: "-o ProxyJump=ops@bastion:2222", want: "ops@bastion:2222"},
+		{in: "-oProxyJump=b1,b2", want: "b1,b2"},
+		{in: `-o "ProxyJump bastion"`, want: "bastion"},
+		{in: "-J bastion -o ProxyJump=other", want: "bastion"},
+		{in: "-Jbastion", want: "bastion"},
+		{in: "-o StrictHostKeyChecking=no", err: "-o StrictHostKeyChecking is not supported"},
+		{in: "-o ProxyCommand='ssh -W %h:%p b'", err: "-o ProxyCommand is not supported"},
+		{in: "-C", err: `ssh option "-C" is not supported`},
+		{in: "-J", err: "-J needs a value"},
+		{in: "-o 'ProxyJump=b", err: "unterminated ' quote"},
+	} {
+		got, err := AnsibleSSHArgs(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: err %v, want %q", tt.in, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%q = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestParseJump(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []string // user@address:port per hop, port 0 when unset
+		err  bool
+	}{
+		{in: "", want: nil},
+		{in: "none", want: nil},
+		{in: "bastion", want: []string{"@bastion:0"}},
+		{in: "ops@b1:2222,b2", want: []string{"ops@b1:2222", "@b2:0"}},
+		{in: "ssh://me@[fd00::1]:22", want: []string{"me@fd00::1:22"}},
+		{in: "b1:99999", err: true},
+		{in: "b1,,b2", err: true},
+		{in: "b;rm", err: true},
+	} {
+		hops, err := parseJump(tt.in)
+		if (err != nil) != tt.err {
+			t.Errorf("%q: err %v", tt.in, err)
+			continue
+		}
+		var got []string
+		for _, h := range hops {
+			got = append(got, h.User+"@"+h.Address+":"+strconv.Itoa(h.Port))
+		}
+		if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+			t.Errorf("%q = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestResolveHostPrecedence: the inventory beats ssh_config, which beats
+// kplay's defaults; StrictHostKeyChecking only makes checking stricter.
+func TestResolveHostPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "config")
+	conf := `Host cp*
+  HostName 10.9.9.9
+  User sshuser
+  Port 2200
+  IdentityFile ~/.ssh/cp_key
+  ConnectTimeout 4
+  ProxyJump jump@b1:2022,b2
+  UserKnownHostsFile /kh/one /kh/two
+  StrictHostKeyChecking yes
+Host b2
+  User b2user
+  Port 2023
+`
+	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := sshconfig.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"port", "user", "known_hosts", "connect_timeout"}
+	for _, tt := range []struct {
+		name string
+		h    HostSpec
+		want string
+	}{
+		{"ssh_config fills defaults", HostSpec{Name: "cp1", Address: "cp1", Port: 22, User: "root", KnownHosts: "~/.ssh/known_hosts", ConnectTimeout: 10 * time.Second, Defaulted: all},
+			"10.9.9.9 2200 sshuser /kh/one 4s accept=false jump=jump@b1:2022,b2user@b2:2023"},
+		{"inventory wins", HostSpec{Name: "cp1", Address: "10.1.1.1", Port: 22, User: "ops", KnownHosts: "/inv/kh", ConnectTimeout: 3 * time.Second, ProxyJump: "none", Defaulted: nil},
+			"10.1.1.1 22 ops /inv/kh 3s accept=true jump="}, // patterns match the address, as ssh is given ansible_host
+		{"no match: defaults", HostSpec{Name: "db", Address: "db", Port: 22, User: "root", KnownHosts: "~/.ssh/known_hosts", ConnectTimeout: 10 * time.Second, Defaulted: all},
+			"db 22 root ~/.ssh/known_hosts 10s accept=true jump="},
+	} {
+		c, err := resolveSSH(&tt.h, f, SSHOptions{AcceptNew: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var jumps []string
+		for _, j := range c.Jump {
+			jumps = append(jumps, j.User+"@"+j.Address+":"+strconv.Itoa(j.Port))
+		}
+		got := strings.Join([]string{c.Address, strconv.Itoa(c.Port), c.User, c.KnownHosts, c.ConnectTimeout.String(),
+			"accept=" + map[bool]string{true: "true", false: "false"}[c.AcceptNewHostKeys], "jump=" + strings.Join(jumps, ",")}, " ")
+		if got != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, tt.want)
+		}
+	}
+}
