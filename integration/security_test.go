@@ -631,6 +631,18 @@ func TestSecurityLocalFilesUmask000(t *testing.T) {
 			t.Errorf("%s mode %04o, want %04o", p, got, want)
 		}
 	}
+	// The user adds a context of their own: the second run has something to
+	// merge (with nothing to change it would write nothing at all).
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("kplay-test-note: added by the user\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	first := inode(cfg)
 	if r := umask(); r.code != 0 {
 		t.Fatalf("second run: exit %d", r.code)
