@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -631,16 +632,17 @@ func TestSecurityLocalFilesUmask000(t *testing.T) {
 			t.Errorf("%s mode %04o, want %04o", p, got, want)
 		}
 	}
-	// The user adds a context of their own: the second run has something to
+	// The user clears the current context: the second run has something to
 	// merge (with nothing to change it would write nothing at all).
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	data, err := os.ReadFile(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteString("kplay-test-note: added by the user\n"); err != nil {
-		t.Fatal(err)
+	cleared := regexp.MustCompile(`(?m)^current-context: .*$`).ReplaceAll(data, []byte(`current-context: ""`))
+	if bytes.Equal(cleared, data) {
+		t.Fatalf("no current-context in %s", cfg)
 	}
-	if err := f.Close(); err != nil {
+	if err := os.WriteFile(cfg, cleared, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	first := inode(cfg)
