@@ -826,3 +826,73 @@ func TestFaultInterruptWhileLoading(t *testing.T) {
 		t.Errorf("stderr does not say the load was interrupted:\n%s", stderr.String())
 	}
 }
+
+// TestFaultConnectionLostDuringRestart (issue 15, item 3): the SSH
+// connection drops while restart_apiserver has the apiserver's manifest
+// moved out, and the host-side script dies with it (SIGKILL: it cannot put
+// the manifest back itself). kplay connects again once sshd is back, puts
+// the manifest back, and says so; the apiserver runs again.
+func TestFaultConnectionLostDuringRestart(t *testing.T) {
+	b := testbed.Require(t, testbed.Options{Hosts: 1, Kube: true})
+	h := b.Hosts[0]
+	manifest := h.Path("/etc/kubernetes/manifests/kube-apiserver.yaml")
+	orig, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := h.PodPID("kube-apiserver")
+	if api == 0 {
+		t.Fatal("no kube-apiserver runs")
+	}
+	// Frozen, the apiserver outlives the kubelet's SIGTERM (until the grace
+	// period's SIGKILL): the restart stays in its "moved out" phase long
+	// enough to cut the connection there.
+	if err := syscall.Kill(api, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = syscall.Kill(api, syscall.SIGCONT) }()
+	pb := writeFile(t, "restart.yaml", "hosts: all\nsteps:\n  - restart_apiserver: {restart: always, components: [kube-apiserver], serve_check: none}\n    timeout: 3m\n")
+	done := make(chan result, 1)
+	go func() { done <- run(t, nil, "run", pb, "-i", inventory(t, b, "", ""), "--output", "json") }()
+
+	// Wait for the manifest to be moved out, then cut everything.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := os.Stat(manifest); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the manifest was never moved out")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if out, err := h.Exec(context.Background(), "pkill", "-KILL", "-f", "unpark_all"); err != nil {
+		t.Fatalf("killing restart_pods.sh on the host: %v %s", err, out)
+	}
+	if err := h.KillSSHD(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(manifest); !os.IsNotExist(err) {
+		t.Fatalf("the manifest is back before kplay could reconnect (%v): the test cut too late", err)
+	}
+	time.Sleep(3 * time.Second)
+	if err := h.StartSSHD(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_ = syscall.Kill(api, syscall.SIGCONT)
+
+	r := <-done
+	if r.code == 0 {
+		t.Errorf("exit 0: a restart whose connection was lost must fail")
+	}
+	if !strings.Contains(r.stdout, "the SSH connection was lost during the restart; kplay connected again after") ||
+		!strings.Contains(r.stdout, "put every manifest back") {
+		t.Errorf("the report does not say kplay reconnected and put the manifest back:\n%s", r.stdout)
+	}
+	got, err := os.ReadFile(manifest)
+	if err != nil || !bytes.Equal(got, orig) {
+		t.Fatalf("the manifest is not back as it was: %v", err)
+	}
+	// The kubelet starts the apiserver again from it.
+	waitFor(t, 2*time.Minute, "kube-apiserver running again", func() bool { p := h.PodPID("kube-apiserver"); return p != 0 && p != api })
+}

@@ -353,7 +353,7 @@ func (r *run) lockHosts(ctx context.Context, forks int) bool {
 // when h was reached but its lock refused, "" and false when h could not be
 // dialled (its error is kept for its batch), and true when locked.
 func (r *run) lockHost(ctx context.Context, h *HostSpec, lo LockOptions, self Holder, mu *sync.Mutex) (string, bool) {
-	conn, err := r.opts.Dial(ctx, h)
+	conn, err := r.dial(ctx, h)
 	if err != nil {
 		mu.Lock()
 		r.dialErrs[h.Name] = err

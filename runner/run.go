@@ -279,6 +279,16 @@ func (r *run) hostErr(err error) {
 	r.mu.Unlock()
 }
 
+// dial opens h's connection for the run: one that steps can reopen
+// (steps.Reconnector) if it is lost.
+func (r *run) dial(ctx context.Context, h *HostSpec) (Conn, error) {
+	conn, err := r.opts.Dial(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	return newRedialConn(conn, func(ctx context.Context) (Conn, error) { return r.opts.Dial(ctx, h) }), nil
+}
+
 // target returns the host's connection as a step target, dialing it on
 // first use; later plays reuse the connection and the host's facts.
 func (r *run) target(ctx context.Context, h *HostSpec) (*steps.Target, error) {
@@ -289,7 +299,7 @@ func (r *run) target(ctx context.Context, h *HostSpec) (*steps.Target, error) {
 		return t, err
 	}
 	if conn == nil {
-		if conn, err = r.opts.Dial(ctx, h); err != nil {
+		if conn, err = r.dial(ctx, h); err != nil {
 			r.mu.Lock()
 			r.dialErrs[h.Name] = err
 			r.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kplay/kplay/internal/hostexec"
 	"github.com/kplay/kplay/internal/shellquote"
 )
 
@@ -359,6 +360,10 @@ func (r restarter) restart(ctx context.Context, t *Target, comps []component, pi
 	out, err := t.Run(ctx, runScript(restartPodsSh(), args...))
 	ev := parseRestartEvents(out)
 	if berr := r.putBack(t, comps); berr != nil {
+		var re *reconnectedError
+		if errors.As(berr, &re) {
+			return ev, fmt.Errorf("moving the manifests out and back: %w: %v", re, err)
+		}
 		return ev, fmt.Errorf("moving the manifests out and back: %w", errors.Join(err, berr))
 	}
 	if err != nil {
@@ -406,10 +411,56 @@ func parseRestartEvents(out []byte) map[string]*podEvents {
 
 // putBack puts back any manifest still parked, even when ctx is cancelled:
 // a cancel can land after a manifest was moved out but before the script
-// put it back, and the host must not be left without the pod.
+// put it back, and the host must not be left without the pod. When the SSH
+// connection was lost, it reconnects (every second, for up to
+// unparkBackTimeout) to put them back, and says so.
 func (r restarter) putBack(t *Target, comps []component) error {
 	ctx, cancel := context.WithTimeout(context.Background(), r.unparkBackTimeout)
 	defer cancel()
+	err := r.unparkAll(ctx, t, comps)
+	if err == nil || !lostConnection(err) {
+		return err
+	}
+	rc, ok := t.Host.(Reconnector)
+	if !ok {
+		return err
+	}
+	start := time.Now()
+	for {
+		rerr := rc.Reconnect(ctx)
+		if rerr == nil {
+			if err = r.unparkAll(ctx, t, comps); err == nil {
+				return &reconnectedError{after: time.Since(start)}
+			}
+			if !lostConnection(err) {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the SSH connection was lost and could not be opened again within %s (last: %v): %w", r.unparkBackTimeout, rerr, err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// reconnectedError says the connection dropped during a restart and every
+// manifest was put back over a new one: the restart itself failed.
+type reconnectedError struct{ after time.Duration }
+
+func (e *reconnectedError) Error() string {
+	return fmt.Sprintf("the SSH connection was lost during the restart; kplay connected again after %s and put every manifest back", e.after.Round(100*time.Millisecond))
+}
+
+// lostConnection says err is the transport failing, not a command: only
+// then can reconnecting help.
+func lostConnection(err error) bool {
+	var ee *hostexec.ExitError
+	return !errors.As(err, &ee)
+}
+
+// unparkAll runs unpark.sh for every component.
+func (r restarter) unparkAll(ctx context.Context, t *Target, comps []component) error {
 	var errs []error
 	for _, c := range comps {
 		parked := path.Join(r.parkDir, c.name+".yaml")

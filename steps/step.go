@@ -37,6 +37,12 @@ type Host interface {
 	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
+// Reconnector is a Host whose connection can be opened again after it was
+// lost: one attempt, bounded by ctx.
+type Reconnector interface {
+	Reconnect(ctx context.Context) error
+}
+
 // Target is a host plus the state shared by the steps of one run on it.
 type Target struct {
 	Host

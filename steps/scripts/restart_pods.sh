@@ -51,6 +51,9 @@ waiting() {
 pods="$*"
 trap unpark_all EXIT
 trap 'exit 130' INT TERM HUP
+# A lost SSH connection closes stdout: keep going, so that every manifest
+# still goes back (kplay also reconnects to make sure).
+trap '' PIPE
 mkdir -p "$park"
 # shellcheck disable=SC2086
 set -- $pods
