@@ -1,15 +1,14 @@
 package inventory
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/kplay/kplay/internal/yamlx"
 	"gopkg.in/yaml.v3"
 )
 
@@ -22,39 +21,15 @@ var (
 )
 
 // parseYAML parses exactly one YAML document and returns its root node,
-// or nil for an empty document.
+// or nil for an empty document (yamlx.ParseOne), with errors as *Error in
+// file.
 func parseYAML(file string, data []byte) (*yaml.Node, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil
-		}
-		return nil, &Error{Pos: Pos{file, yamlErrLine(err)}, Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	n, err := yamlx.ParseOne(data)
+	var ye *yamlx.Error
+	if errors.As(err, &ye) {
+		return nil, &Error{Pos: Pos{file, ye.Line}, Msg: strings.Replace(ye.Msg, "kplay reads exactly one", "an inventory is one", 1)}
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, errorf(Pos{file, extra.Line}, "", "more than one YAML document; an inventory is one")
-	}
-	if len(doc.Content) == 0 {
-		return nil, nil
-	}
-	return doc.Content[0], nil
-}
-
-// yamlErrLine extracts "line N" from a yaml.v3 syntax error.
-func yamlErrLine(err error) int {
-	s := err.Error()
-	i := strings.Index(s, "line ")
-	if i < 0 {
-		return 0
-	}
-	j := i + 5
-	for j < len(s) && s[j] >= '0' && s[j] <= '9' {
-		j++
-	}
-	n, _ := strconv.Atoi(s[i+5 : j])
-	return n
+	return n, err
 }
 
 // isNull reports whether n is a YAML null.

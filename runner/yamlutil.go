@@ -1,12 +1,9 @@
 package runner
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -22,39 +19,15 @@ func unwrapPathErr(err error) error {
 	return err
 }
 
-// parseDoc parses exactly one YAML document and returns its root node.
+// parseDoc parses exactly one YAML document and returns its root node
+// (yamlx.ParseOne), with errors as *ConfigError in file.
 func parseDoc(file string, data []byte) (*yaml.Node, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil
-		}
-		return nil, &ConfigError{File: file, Line: yamlErrLine(err), Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	n, err := yamlx.ParseOne(data)
+	var ye *yamlx.Error
+	if errors.As(err, &ye) {
+		return nil, &ConfigError{File: file, Line: ye.Line, Msg: ye.Msg}
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, &ConfigError{File: file, Line: extra.Line, Msg: "more than one YAML document; kplay reads exactly one"}
-	}
-	if len(doc.Content) == 0 {
-		return nil, nil
-	}
-	return doc.Content[0], nil
-}
-
-// yamlErrLine extracts "line N" from a yaml.v3 syntax error.
-func yamlErrLine(err error) int {
-	s := err.Error()
-	i := strings.Index(s, "line ")
-	if i < 0 {
-		return 0
-	}
-	j := i + 5
-	for j < len(s) && s[j] >= '0' && s[j] <= '9' {
-		j++
-	}
-	n, _ := strconv.Atoi(s[i+5 : j])
-	return n
+	return n, err
 }
 
 // scalarVars converts YAML var nodes to strings; only scalars are allowed.
