@@ -16,7 +16,7 @@ func TestParseOne(t *testing.T) {
 		{"one document", "a: 1\n", false, 0, ""},
 		{"empty", "", true, 0, ""},
 		{"comment only", "# nothing\n", true, 0, ""},
-		{"syntax error", "a: 1\nb: [\n", true, 3, "invalid YAML"},
+		{"syntax error", "a: 1\nb: [\n", true, 2, "invalid YAML"},
 		{"two documents", "a: 1\n---\nb: 2\n", true, 2, "more than one YAML document"},
 		{"tab indent", "a:\n\tb: 1\n", true, 2, "invalid YAML"},
 	}
