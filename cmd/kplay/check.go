@@ -35,33 +35,15 @@ func cmdCheck(ctx, rollbackCtx context.Context, args []string, stdout, stderr io
 	if err != nil {
 		return exitUsage
 	}
-	plan, err := whileLoading(ctx, func() (*runner.Plan, error) { return checkPlan(f) })
-	if errors.Is(err, errInterruptedLoading) {
-		fmt.Fprintf(stderr, "kplay: %v\n", err)
-		return exitInterrupt
+	c, code := newChecker(ctx, f, stderr)
+	if c == nil {
+		return code
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "kplay: %v\n", err)
-		return exitUsage
+	defer c.ssh.Close()
+	if f.serve != "" {
+		return serveMetrics(ctx, rollbackCtx, c, stderr)
 	}
-	becomePass, err := becomePassword(f, os.Stdin, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "kplay: %v\n", err)
-		return exitUsage
-	}
-	ssh, err := runner.NewSSH(plan, runner.SSHOptions{AcceptNew: f.acceptNew, BecomePassword: becomePass, ConfigFile: f.sshConfig})
-	if err != nil {
-		fmt.Fprintf(stderr, "kplay: %v\n", err)
-		return exitUsage
-	}
-	defer ssh.Close()
-	opts := runner.Options{
-		Forks:          f.forks,
-		DefaultTimeout: f.timeout.d,
-		Dial:           ssh.Dialer(),
-		RollbackCtx:    rollbackCtx,
-	}
-	rep, err := runner.Run(ctx, plan, opts)
+	rep, err := c.run(ctx, rollbackCtx)
 	if rep == nil {
 		fmt.Fprintf(stderr, "kplay: %v\n", err)
 		return exitFailed
@@ -69,6 +51,49 @@ func cmdCheck(ctx, rollbackCtx context.Context, args []string, stdout, stderr io
 	// Each host's error is also in rep: summarise reports it (NOT CHECKED).
 	out, all, expiring := summarise(rep, time.Now(), f.within.d, f.inventory)
 	return writeCheck(f, out, all, expiring, stdout, stderr)
+}
+
+// checker runs the built-in check playbook, once or (--serve) again and
+// again, over the same SSH settings and bastion connections.
+type checker struct {
+	f    *commonFlags
+	plan *runner.Plan
+	ssh  *runner.SSH
+}
+
+// newChecker loads the inventory and resolves every host's SSH settings,
+// contacting no host; on failure it returns nil and the exit code.
+func newChecker(ctx context.Context, f *commonFlags, stderr io.Writer) (*checker, int) {
+	plan, err := whileLoading(ctx, func() (*runner.Plan, error) { return checkPlan(f) })
+	if errors.Is(err, errInterruptedLoading) {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return nil, exitInterrupt
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return nil, exitUsage
+	}
+	becomePass, err := becomePassword(f, os.Stdin, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return nil, exitUsage
+	}
+	ssh, err := runner.NewSSH(plan, runner.SSHOptions{AcceptNew: f.acceptNew, BecomePassword: becomePass, ConfigFile: f.sshConfig})
+	if err != nil {
+		fmt.Fprintf(stderr, "kplay: %v\n", err)
+		return nil, exitUsage
+	}
+	return &checker{f: f, plan: plan, ssh: ssh}, exitOK
+}
+
+// run checks every host once.
+func (c *checker) run(ctx, rollbackCtx context.Context) (*runner.Report, error) {
+	return runner.Run(ctx, c.plan, runner.Options{
+		Forks:          c.f.forks,
+		DefaultTimeout: c.f.timeout.d,
+		Dial:           c.ssh.Dialer(),
+		RollbackCtx:    rollbackCtx,
+	})
 }
 
 // checkPlan compiles the built-in check playbook against the inventory: on

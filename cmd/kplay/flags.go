@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,6 +34,8 @@ type commonFlags struct {
 	breakLock   bool
 	within      durationFlag
 	outputFile  string
+	serve       string
+	every       durationFlag
 	verbosity   int
 	tags        []string
 	skipTags    []string
@@ -136,6 +139,9 @@ func commonFlagSet(c command) (*pflag.FlagSet, *commonFlags) {
 		f.within.d = 30 * 24 * time.Hour
 		fs.Var(&f.within, "within", "fail (exit 3) when a certificate expires within this `duration`")
 		fs.StringVar(&f.outputFile, "output-file", "", "write the --output report to `path` (atomically) and print the text table on stdout")
+		f.every.d = time.Hour
+		fs.StringVar(&f.serve, "serve", "", "run as a Prometheus exporter on `address` (host:port): check every --every and serve /metrics and /healthz from the last check")
+		fs.Var(&f.every, "every", "with --serve, check this often (`duration`, default 1h, at least 10s)")
 	}
 	return fs, f
 }
@@ -232,6 +238,9 @@ func parseFlags(name string, args []string, stdout, stderr io.Writer, withPlaybo
 	if err := checkOutputFile(f.outputFile, f.output); err != nil {
 		return nil, usage("%v", err)
 	}
+	if err := checkServe(f); err != nil {
+		return nil, usage("%v", err)
+	}
 	for _, e := range f.extraVars {
 		if err := addExtraVars(f.vars, e); err != nil {
 			return nil, usage("%v", err)
@@ -252,6 +261,23 @@ func orList(words []string) string {
 		return strings.Join(words, "")
 	}
 	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// checkServe checks --serve and --every before any host is contacted.
+func checkServe(f *commonFlags) error {
+	if f.serve == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(f.serve); err != nil {
+		return fmt.Errorf("--serve %q: want host:port (e.g. 127.0.0.1:9793 or :9793): %w", f.serve, err)
+	}
+	if f.outputFile != "" || (f.output != "text" && f.output != "prometheus") {
+		return fmt.Errorf("--serve serves Prometheus metrics over HTTP: it takes no --output-file and no --output %s", f.output)
+	}
+	if f.every.d < 10*time.Second {
+		return fmt.Errorf("--every %s: at least 10s between checks", f.every.d)
+	}
+	return nil
 }
 
 // checkOutputFile checks --output-file before any host is contacted: it
