@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -895,4 +896,37 @@ func TestFaultConnectionLostDuringRestart(t *testing.T) {
 	}
 	// The kubelet starts the apiserver again from it.
 	waitFor(t, 2*time.Minute, "kube-apiserver running again", func() bool { p := h.PodPID("kube-apiserver"); return p != 0 && p != api })
+}
+
+// TestFaultSudoHangs (issue 15, item 4): a host whose sudo never answers
+// (here a sudo in /usr/local/bin that sleeps, as a hung PAM or LDAP would)
+// fails the become probe within the connect timeout, saying so; the run
+// does not hang, and nothing ran on the host.
+func TestFaultSudoHangs(t *testing.T) {
+	b := testbed.Require(t, testbed.Options{Hosts: 1})
+	h := b.Hosts[0]
+	// /usr/local/bin on the bed's hosts is the bed's bin directory, and
+	// comes before /usr/bin in an SSH session's PATH.
+	if err := os.WriteFile(filepath.Join(b.Dir, "bin", "sudo"), []byte("#!/bin/sh\nexec sleep 600\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := h.Exec(t.Context(), "sh", "-c", "command -v sudo"); err != nil || strings.TrimSpace(string(out)) != "/usr/local/bin/sudo" {
+		t.Fatalf("the hanging sudo is not the one a session finds: %q %v", out, err)
+	}
+	src, err := os.ReadFile(inventory(t, b, "", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := writeFile(t, "inventory.yaml", strings.Replace(string(src), "user: root", "user: kplaypw\n  become: true", 1))
+	pb := writeFile(t, "pb.yaml", "hosts: all\nsteps:\n  - shell: touch /tmp/sudo-ran\n")
+	r := run(t, []string{"KPLAY_BECOME_PASSWORD=whatever"}, "run", pb, "-i", inv, "--timeout", "5m")
+	if r.code == 0 || r.took > 60*time.Second {
+		t.Fatalf("exit %d after %s; want a failure within the connect timeout (10s)", r.code, r.took.Round(time.Second))
+	}
+	if !strings.Contains(r.stdout+r.stderr, "sudo gave no answer within the connect timeout (10s)") {
+		t.Errorf("the report does not say sudo timed out:\n%s\n%s", r.stdout, r.stderr)
+	}
+	if exists(h.Path("/tmp/sudo-ran")) {
+		t.Error("the step ran although become failed")
+	}
 }
