@@ -138,6 +138,37 @@ func becomePassword(f *commonFlags, stdin *os.File, stderr io.Writer) (string, e
 	return string(pw), nil
 }
 
+// resumeCommand is the command that finishes the run on the hosts left:
+// the same playbook, inventories, step selection and connection flags,
+// limited to those hosts. Variables given with -e or --var are not
+// repeated (they may hold secrets, and the command is printed and logged):
+// a note says to add them again.
+func resumeCommand(f *commonFlags, left []string) string {
+	args := []string{"kplay", "run", f.playbookArg[0]}
+	for _, src := range f.inventories {
+		args = append(args, "-i", src)
+	}
+	for _, t := range f.tags {
+		args = append(args, "--tags", t)
+	}
+	for _, t := range f.skipTags {
+		args = append(args, "--skip-tags", t)
+	}
+	for _, kv := range [][2]string{{"--start-at-step", f.startAt}, {"--ssh-config", f.sshConfig}, {"--user", f.user}, {"--private-key", f.privateKey}} {
+		if kv[1] != "" {
+			args = append(args, kv[0], kv[1])
+		}
+	}
+	if f.become {
+		args = append(args, "--become")
+	}
+	cmd := shellquote.QuoteAll(append(args, "--limit", strings.Join(left, ","))...)
+	if len(f.extraVars) > 0 || len(f.vars) > 0 {
+		cmd += " (and the same -e/--var values as this run)"
+	}
+	return cmd
+}
+
 // execute runs a compiled plan and writes the report.
 func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, dial runner.Dialer, f *commonFlags, stdout, stderr io.Writer) (*runner.Report, error) {
 	opts := runner.Options{
@@ -175,11 +206,7 @@ func execute(ctx, rollbackCtx context.Context, plan *runner.Plan, dial runner.Di
 	if left := rep.Unfinished(); len(left) > 0 && !f.dryRun && !rep.Interrupted {
 		// Rerunning is safe: renewal renews again, restarts restart only
 		// what still runs on old files.
-		args := []string{"kplay", "run", f.playbookArg[0]}
-		for _, src := range f.inventories {
-			args = append(args, "-i", src)
-		}
-		rep.Resume = shellquote.QuoteAll(append(args, "--limit", strings.Join(left, ","))...)
+		rep.Resume = resumeCommand(f, left)
 	}
 	if lw != nil {
 		lw.Finish()

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/go-multierror"
@@ -49,6 +51,32 @@ func TestExitCode(t *testing.T) {
 	} {
 		if got := exitCode(&tt.rep, tt.err); got != tt.want {
 			t.Errorf("exitCode(interrupted=%v, %v) = %d, want %d", tt.rep.Interrupted, tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestResumeCommand: the command that finishes a run repeats what selects
+// its steps and how it connects, never the variables' values.
+func TestResumeCommand(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pb.yaml", "-i", "a.ini", "-i", "b.yaml"}, "kplay run pb.yaml -i a.ini -i b.yaml --limit cp2,cp3"},
+		{[]string{"pb.yaml", "-i", "inv", "--tags", "renew,verify", "--skip-tags", "kubeconfig", "--start-at-step", "renew certs", "-u", "ops", "-b", "-F", "ssh cfg"},
+			"kplay run pb.yaml -i inv --tags renew --tags verify --skip-tags kubeconfig --start-at-step 'renew certs' --ssh-config 'ssh cfg' --user ops --become --limit cp2,cp3"},
+		{[]string{"pb.yaml", "-i", "inv", "-e", "token=SECRET", "--var", "x=1"}, "kplay run pb.yaml -i inv --limit cp2,cp3 (and the same -e/--var values as this run)"},
+	}
+	for _, tt := range tests {
+		f, err := parseFlags("run", tt.args, io.Discard, io.Discard, true, false)
+		if err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		if got := resumeCommand(f, []string{"cp2", "cp3"}); got != tt.want {
+			t.Errorf("%v:\n got %s\nwant %s", tt.args, got, tt.want)
+		}
+		if got := resumeCommand(f, []string{"cp2"}); strings.Contains(got, "SECRET") {
+			t.Errorf("the resume command repeats a variable's value: %s", got)
 		}
 	}
 }
