@@ -133,6 +133,8 @@ type Config struct {
 type Measurement struct {
 	// Wall is the wall time of the whole run, connection set-up included.
 	Wall time.Duration
+	// MemStats is kplay's KPLAY_MEMSTATS line, when it was asked for.
+	MemStats string `json:",omitempty"`
 	// CtlCPU is the CPU (user+system) the contender used on the controller,
 	// including its child processes and background ssh masters.
 	CtlCPU time.Duration
@@ -178,6 +180,9 @@ type SizeResult struct {
 	// Profile is the top of kplay's CPU profile on this bed (`go tool
 	// pprof -top`), if Config.Profile.
 	Profile string `json:",omitempty"`
+	// MemStats are kplay's memory peaks in that run (KPLAY_MEMSTATS): live
+	// heap, heap kept for reuse, goroutine stacks, goroutines.
+	MemStats string `json:",omitempty"`
 }
 
 // Results is a whole benchmark.
@@ -333,7 +338,7 @@ func runSize(ctx context.Context, cfg Config, n int, dir string, first bool) (sr
 	if cfg.Profile {
 		for _, c := range cs {
 			if k, ok := c.(*kplayRunner); ok {
-				if sr.Profile, err = k.profile(ctx); err != nil {
+				if sr.Profile, sr.MemStats, err = k.profile(ctx); err != nil {
 					return nil, fmt.Errorf("kplay CPU profile: %w", err)
 				}
 				cfg.Logf("N=%d: kplay CPU profile taken", n)

@@ -46,18 +46,20 @@ func (k *kplayRunner) run(ctx context.Context) (Measurement, error) {
 }
 
 // profile runs kplay once more, outside the measured rounds, writing a CPU
-// profile, and returns the top of `go tool pprof -top` for it.
-func (k *kplayRunner) profile(ctx context.Context) (string, error) {
+// profile and its memory peaks (KPLAY_MEMSTATS), and returns the top of
+// `go tool pprof -top` and the memstats line.
+func (k *kplayRunner) profile(ctx context.Context) (string, string, error) {
 	prof := filepath.Join(k.env.dir, "kplay.cpu.pprof")
-	if _, err := k.runEnv(ctx, []string{"KPLAY_CPUPROFILE=" + prof}); err != nil {
-		return "", err
+	m, err := k.runEnv(ctx, []string{"KPLAY_CPUPROFILE=" + prof, "KPLAY_MEMSTATS=1"})
+	if err != nil {
+		return "", "", err
 	}
 	cmd := exec.CommandContext(ctx, goBinary(), "tool", "pprof", "-top", "-cum", "-nodecount=25", k.env.cfg.KplayBin, prof)
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("go tool pprof: %w", err)
+		return "", "", fmt.Errorf("go tool pprof: %w", err)
 	}
-	return strings.TrimSpace(string(out)), nil
+	return strings.TrimSpace(string(out)), m.MemStats, nil
 }
 
 func (k *kplayRunner) runEnv(ctx context.Context, extraEnv []string) (Measurement, error) {
@@ -79,6 +81,11 @@ func (k *kplayRunner) runEnv(ctx context.Context, extraEnv []string) (Measuremen
 		return m, fmt.Errorf("kplay output: %w\n%s", err, lastN(stdout.String(), 40))
 	}
 	m.StepTimes = times
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if strings.HasPrefix(line, "kplay memstats: ") {
+			m.MemStats = strings.TrimPrefix(line, "kplay memstats: ")
+		}
+	}
 	return m, nil
 }
 

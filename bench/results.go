@@ -436,6 +436,9 @@ func (r *Results) Markdown() string {
 		b.WriteString("One more kplay run, not counted in the results, with `KPLAY_CPUPROFILE` set (Go's CPU profiler, 100 samples a second); " +
 			"`go tool pprof -top -cum` (sorted by cum, the time in a function and what it calls; flat is in the function itself). " +
 			"Total samples against the run's duration is the share of one core kplay used:\n\n```\n" + sr.Profile + "\n```\n")
+		if sr.MemStats != "" {
+			fmt.Fprintf(&b, "\nIts memory, sampled every 20 ms (`KPLAY_MEMSTATS`): %s.\n", sr.MemStats)
+		}
 	}
 	b.WriteString("\n## Machine and versions\n\n")
 	fmt.Fprintf(&b, "- CPU: %s, %d cores shared by the controller and every host; memory %s\n", m.CPU, m.Cores, memory(m.Memory))
