@@ -217,8 +217,13 @@ func takeBackup(ctx context.Context, t *Target, kubeDir, root string, keep int) 
 }
 
 // runRestore restores kubeDir from the backup in dir.
+//
+// It is the run's own undo, so it passes --force: changes made since the
+// renewal were made during this run, under its lock (by later steps, or
+// by a step that failed part way), and undoing the run means undoing them
+// too. restore.sh run by hand later refuses such a tree without --force.
 func runRestore(ctx context.Context, t *Target, kubeDir, dir string) (string, error) {
-	out, err := t.Run(ctx, sh(restoreScript(kubeDir, dir)))
+	out, err := t.Run(ctx, shellquote.Script(restoreScript(kubeDir, dir), "--force"))
 	if err != nil {
 		return string(out), fmt.Errorf("restoring %s from %s: %w", kubeDir, dir, err)
 	}
