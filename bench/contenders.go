@@ -50,9 +50,13 @@ func (k *kplayRunner) run(ctx context.Context) (Measurement, error) {
 // `go tool pprof -top` and the memstats line.
 func (k *kplayRunner) profile(ctx context.Context) (string, string, error) {
 	prof := filepath.Join(k.env.dir, "kplay.cpu.pprof")
-	m, err := k.runEnv(ctx, []string{"KPLAY_CPUPROFILE=" + prof, "KPLAY_MEMSTATS=1"})
+	memProf := filepath.Join(k.env.dir, "kplay.heap.pprof")
+	m, err := k.runEnv(ctx, []string{"KPLAY_CPUPROFILE=" + prof, "KPLAY_MEMSTATS=1", "KPLAY_MEMPROFILE=" + memProf})
 	if err != nil {
 		return "", "", err
+	}
+	if top, err := exec.CommandContext(ctx, goBinary(), "tool", "pprof", "-top", "-inuse_space", "-nodecount=15", k.env.cfg.KplayBin, memProf).Output(); err == nil {
+		m.MemStats += "\n\nHeap near its peak (`KPLAY_MEMPROFILE`, `go tool pprof -top -inuse_space`):\n\n```\n" + strings.TrimSpace(string(top)) + "\n```"
 	}
 	cmd := exec.CommandContext(ctx, goBinary(), "tool", "pprof", "-top", "-cum", "-nodecount=25", k.env.cfg.KplayBin, prof)
 	out, err := cmd.Output()

@@ -110,6 +110,7 @@ type Client struct {
 	sudo    string
 	dead    atomic.Value // error: why the connection was given up
 	shell   shellSlot    // the long-lived shell that runs commands without stdin (shell.go)
+	act     *activity    // when bytes last arrived, for the keepalive
 	ownPool *Pool        // closed with the client when cfg.Pool was nil
 }
 
@@ -124,7 +125,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		own = NewPool()
 		cfg.Pool = own
 	}
-	sc, err := dialVia(ctx, cfg)
+	act := &activity{}
+	sc, err := dialVia(ctx, cfg, act)
 	if err != nil {
 		if own != nil {
 			own.Close()
@@ -136,6 +138,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		client:  &goph.Client{Client: sc},
 		done:    make(chan struct{}),
 		ownPool: own,
+		act:     act,
 	}
 	cl.prefix = randomID()
 	go cl.keepalive()
@@ -201,11 +204,14 @@ func (c *Client) chooseSudo(ctx context.Context) error {
 }
 
 // keepalive sends keepalive@openssh.com requests and closes the connection
-// when KeepaliveMax intervals pass without an answer, so that commands on a
-// dead peer fail instead of hanging (golang/go#19338).
+// when KeepaliveMax intervals pass with no answer and nothing else
+// arriving either, so that commands on a dead peer fail instead of hanging
+// (golang/go#19338), while a live but busy host that is still sending
+// output is not given up.
 func (c *Client) keepalive() {
 	t := time.NewTicker(c.cfg.KeepaliveInterval)
 	defer t.Stop()
+	window := c.cfg.KeepaliveInterval * time.Duration(c.cfg.KeepaliveMax)
 	for {
 		select {
 		case <-c.done:
@@ -217,22 +223,37 @@ func (c *Client) keepalive() {
 			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
 			reply <- err
 		}()
-		wait := time.NewTimer(c.cfg.KeepaliveInterval * time.Duration(c.cfg.KeepaliveMax))
+		if !c.awaitKeepalive(reply, window) {
+			return
+		}
+	}
+}
+
+// awaitKeepalive waits for a keepalive's answer. It returns false, with
+// the connection closed and marked dead, when the answer is an error, or
+// when window passes with nothing at all arriving on the connection.
+func (c *Client) awaitKeepalive(reply <-chan error, window time.Duration) bool {
+	wait := time.NewTimer(window)
+	defer wait.Stop()
+	for {
 		select {
 		case err := <-reply:
-			wait.Stop()
 			if err != nil {
 				c.dead.Store(fmt.Errorf("connection lost: %w", err))
 				c.Close()
-				return
+				return false
 			}
+			return true
 		case <-wait.C:
-			c.dead.Store(fmt.Errorf("connection lost: no answer to %d keepalives in %s", c.cfg.KeepaliveMax, c.cfg.KeepaliveInterval*time.Duration(c.cfg.KeepaliveMax)))
+			if quiet := c.act.since(); quiet < window {
+				wait.Reset(window - quiet) // data still arrives: alive, only slow
+				continue
+			}
+			c.dead.Store(fmt.Errorf("connection lost: no answer to %d keepalives in %s, and nothing else arrived", c.cfg.KeepaliveMax, window))
 			c.Close()
-			return
+			return false
 		case <-c.done:
-			wait.Stop()
-			return
+			return false
 		}
 	}
 }

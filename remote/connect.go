@@ -19,23 +19,24 @@ import (
 // handshake and its bounds, host keys and authentication settings.
 
 // dialVia connects to cfg's host, over its bastion chain when it has one.
-func dialVia(ctx context.Context, cfg Config) (*ssh.Client, error) {
+func dialVia(ctx context.Context, cfg Config, act *activity) (*ssh.Client, error) {
 	via, err := cfg.Pool.via(ctx, cfg.Jump)
 	if err != nil {
 		return nil, &ConnectError{Host: cfg.Name, Phase: "connect", Err: fmt.Errorf("through %w", err)}
 	}
-	return connect(ctx, cfg, via)
+	return connect(ctx, cfg, via, act)
 }
 
 // connect makes one SSH connection to cfg's host: over a TCP connection
-// of its own, or over a channel of via (the last bastion).
-func connect(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, error) {
+// of its own, or over a channel of via (the last bastion). Reads are
+// recorded in act, if not nil.
+func connect(ctx context.Context, cfg Config, via *ssh.Client, act *activity) (*ssh.Client, error) {
 	hostport := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
 	sshCfg, err := clientConfig(cfg, hostport)
 	if err != nil {
 		return nil, err
 	}
-	return handshake(ctx, cfg, hostport, sshCfg, via)
+	return handshake(ctx, cfg, hostport, sshCfg, via, act)
 }
 
 // withDefaults fills the config's zero values.
@@ -72,7 +73,7 @@ func clientConfig(cfg Config, hostport string) (*ssh.ClientConfig, error) {
 	if mu == nil {
 		mu = &sync.Mutex{}
 	}
-	k := knownHosts{path: kh, acceptNew: cfg.AcceptNewHostKeys, keepNew: cfg.KeepNewHostKeys, mu: mu}
+	k := knownHosts{path: kh, cache: cfg.Pool.knownHostsCache(), acceptNew: cfg.AcceptNewHostKeys, keepNew: cfg.KeepNewHostKeys, mu: mu}
 
 	auth, err := cfg.Pool.authMethods(cfg)
 	if err != nil {
@@ -111,7 +112,7 @@ func clientConfig(cfg Config, hostport string) (*ssh.ClientConfig, error) {
 // handshake connects (over TCP, or a channel of via) and runs the SSH
 // handshake, both within cfg.ConnectTimeout and cancelled by ctx, and
 // says which phase failed and, for auth, which keys were offered.
-func handshake(ctx context.Context, cfg Config, hostport string, sshCfg *ssh.ClientConfig, via *ssh.Client) (*ssh.Client, error) {
+func handshake(ctx context.Context, cfg Config, hostport string, sshCfg *ssh.ClientConfig, via *ssh.Client, act *activity) (*ssh.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
 	conn, err := dialTCP(dctx, hostport, via)
@@ -120,6 +121,9 @@ func handshake(ctx context.Context, cfg Config, hostport string, sshCfg *ssh.Cli
 			return nil, &ConnectError{Host: cfg.Name, Phase: "connect", Err: ctx.Err()}
 		}
 		return nil, &ConnectError{Host: cfg.Name, Phase: "connect", Err: fmt.Errorf("%s%s: %w (connect_timeout %s)", hostport, viaText(cfg), err, cfg.ConnectTimeout)}
+	}
+	if act != nil {
+		conn = activityConn{Conn: conn, a: act}
 	}
 	// Bound the handshake by closing the connection: a peer that accepts
 	// TCP and never speaks SSH would otherwise hang NewClientConn forever

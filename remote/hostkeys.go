@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/kplay/kplay/internal/shellquote"
 	"golang.org/x/crypto/ssh"
@@ -56,6 +57,7 @@ func (e *HostKeyError) Unwrap() error { return e.Err }
 // recording keys of hosts it has never seen (trust on first use).
 type knownHosts struct {
 	path      string
+	cache     *khCache // the run's parsed known_hosts files (nil: parse each time)
 	acceptNew bool
 	keepNew   bool        // record accepted keys (false: trust for this run only)
 	mu        *sync.Mutex // serialises appends to the file across hosts of one run
@@ -64,7 +66,7 @@ type knownHosts struct {
 // callback returns the host key callback, reloading the file so keys accepted
 // by other hosts of this run are seen.
 func (k knownHosts) callback() (ssh.HostKeyCallback, error) {
-	cb, err := knownhosts.New(k.path)
+	cb, err := k.cache.load(k.path)
 	if err != nil {
 		return nil, fmt.Errorf("reading known_hosts %s: %w", k.path, err)
 	}
@@ -109,12 +111,51 @@ func (k knownHosts) append(hostname string, key ssh.PublicKey) error {
 	return f.Close()
 }
 
+// khCache holds the run's parsed known_hosts files. Each dial parsed the
+// whole file twice, so N hosts listed in one file cost N×N parsed lines:
+// at 300 hosts most of kplay's memory and much of its CPU. A file is parsed
+// again only when its size or time changed (a key was recorded since).
+type khCache struct {
+	mu    sync.Mutex
+	files map[string]khFile
+}
+
+// khFile is one parsed known_hosts file and the stat it was parsed at.
+type khFile struct {
+	size int64
+	mod  time.Time
+	cb   ssh.HostKeyCallback // read-only after parsing: safe for every host at once
+}
+
+// load returns the host key callback of the file at path, parsed once per
+// version of the file.
+func (c *khCache) load(path string) (ssh.HostKeyCallback, error) {
+	st, err := os.Stat(path)
+	if c == nil || err != nil {
+		return knownhosts.New(path)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.files[path]; ok && f.size == st.Size() && f.mod.Equal(st.ModTime()) {
+		return f.cb, nil
+	}
+	cb, err := knownhosts.New(path)
+	if err != nil {
+		return nil, err
+	}
+	if c.files == nil {
+		c.files = map[string]khFile{}
+	}
+	c.files[path] = khFile{size: st.Size(), mod: st.ModTime(), cb: cb}
+	return cb, nil
+}
+
 // algorithms returns the host key algorithms to offer for hostport: those of
 // the keys known_hosts holds for it, so that a host that also has other key
 // types does not fail with a false mismatch (golang/go#29286). It returns nil
 // when known_hosts knows no key for the host.
 func (k knownHosts) algorithms(hostport string) ([]string, error) {
-	cb, err := knownhosts.New(k.path)
+	cb, err := k.cache.load(k.path)
 	if err != nil {
 		return nil, fmt.Errorf("reading known_hosts %s: %w", k.path, err)
 	}

@@ -29,11 +29,20 @@ type Pool struct {
 	agentErr error
 	agentOK  bool
 	closers  []func() error
+	hostKeys khCache // known_hosts files, parsed once for every host of the run
 }
 
 // NewPool returns an empty pool.
 func NewPool() *Pool {
 	return &Pool{bastions: map[string]*bastion{}, keys: map[string]*loadedKey{}}
+}
+
+// knownHostsCache is the pool's parsed known_hosts files (nil without a pool).
+func (p *Pool) knownHostsCache() *khCache {
+	if p == nil {
+		return nil
+	}
+	return &p.hostKeys
 }
 
 // bastion is one shared connection to the last hop of a chain; ready is
@@ -127,7 +136,7 @@ func (p *Pool) via(ctx context.Context, chain []Config) (*ssh.Client, error) {
 	if err == nil {
 		hop := chain[len(chain)-1].withDefaults()
 		hop.Jump, hop.Pool = nil, p
-		b.client, err = connect(ctx, hop, prev) // its errors name the hop
+		b.client, err = connect(ctx, hop, prev, nil) // its errors name the hop
 
 	}
 	b.err = err

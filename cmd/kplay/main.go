@@ -28,7 +28,7 @@ const (
 func main() {
 	ctx, rollbackCtx, stop := interrupts()
 	stopProfile := startProfile(os.Getenv("KPLAY_CPUPROFILE"), os.Stderr)
-	stopMemStats := startMemStats(os.Getenv("KPLAY_MEMSTATS"), os.Stderr)
+	stopMemStats := startMemStats(os.Getenv("KPLAY_MEMSTATS"), os.Getenv("KPLAY_MEMPROFILE"), os.Stderr)
 	code := runCLI(ctx, rollbackCtx, os.Args[1:], os.Stdout, os.Stderr)
 	stopMemStats()
 	stopProfile()

@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"runtime/metrics"
+	"runtime/pprof"
 	"time"
 )
 
@@ -26,10 +28,15 @@ func memSamples() []string {
 // (live heap, heap kept for reuse, goroutine stacks) and how many
 // goroutines ran. For performance work: make bench sets KPLAY_MEMSTATS;
 // users never need it.
-func startMemStats(on string, w io.Writer) (stop func()) {
+//
+// With KPLAY_MEMPROFILE=path too, a heap profile (go tool pprof) is written
+// to path each time the heap grows a fifth beyond the last one written, so
+// that the file ends up holding the heap near its peak.
+func startMemStats(on, profile string, w io.Writer) (stop func()) {
 	if on == "" {
 		return func() {}
 	}
+	var profiled uint64
 	names := memSamples()
 	s := make([]metrics.Sample, len(names))
 	for i, n := range names {
@@ -41,6 +48,13 @@ func startMemStats(on string, w io.Writer) (stop func()) {
 		for i := range s {
 			if s[i].Value.Kind() == metrics.KindUint64 && s[i].Value.Uint64() > peak[i] {
 				peak[i] = s[i].Value.Uint64()
+			}
+		}
+		if heap := s[0].Value.Uint64(); profile != "" && heap > profiled+profiled/5 && heap > 4<<20 {
+			profiled = heap
+			if err := writeHeapProfile(profile); err != nil {
+				fmt.Fprintf(w, "kplay: KPLAY_MEMPROFILE: %v\n", err)
+				profile = ""
 			}
 		}
 	}
@@ -66,4 +80,17 @@ func startMemStats(on string, w io.Writer) (stop func()) {
 		fmt.Fprintf(w, "kplay memstats: peak live heap %.1f MiB, heap unused %.1f MiB, heap free %.1f MiB, stacks %.1f MiB (+%.1f MiB in heap spans), all from the OS %.1f MiB; peak goroutines %d; GC cycles %d\n",
 			mib(0), mib(1), mib(2), mib(3), mib(4), mib(5), peak[6], peak[7])
 	}
+}
+
+// writeHeapProfile writes the heap profile to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
