@@ -894,8 +894,11 @@ func TestFaultConnectionLostDuringRestart(t *testing.T) {
 	if err != nil || !bytes.Equal(got, orig) {
 		t.Fatalf("the manifest is not back as it was: %v", err)
 	}
-	// The kubelet starts the apiserver again from it.
-	waitFor(t, 2*time.Minute, "kube-apiserver running again", func() bool { p := h.PodPID("kube-apiserver"); return p != 0 && p != api })
+	// An apiserver runs from it: a new one if the kubelet noticed the
+	// manifest leave and come back, else the old one, which it never stopped
+	// (a manifest moved out and back between two of its polls is not seen).
+	waitFor(t, 2*time.Minute, "kube-apiserver running", func() bool { return h.PodPID("kube-apiserver") != 0 })
+	t.Logf("kube-apiserver pid %d after the restart, %d before", h.PodPID("kube-apiserver"), api)
 }
 
 // TestFaultSudoHangs (issue 15, item 4): a host whose sudo never answers
