@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,7 +59,7 @@ func TestScheduledRenewChangesNothing(t *testing.T) {
 		if d := diffSnapshots(before[h.Name], snapshot(t, h)); len(d) > 0 {
 			t.Errorf("%s: the host changed:\n%s", h.Name, strings.Join(d, "\n"))
 		}
-		if got := podPIDs(h); !equalPIDs(got, pids[h.Name]) {
+		if got := podPIDs(h); !maps.Equal(got, pids[h.Name]) {
 			t.Errorf("%s: pods restarted: %v, before %v\n%s", h.Name, got, pids[h.Name], kubeletLog(h))
 		}
 	}
@@ -82,7 +83,7 @@ func TestScheduledRenewChangesNothing(t *testing.T) {
 		if d := diffSnapshots(before[h.Name], snapshot(t, h)); len(d) > 0 {
 			t.Errorf("%s: the host changed:\n%s", h.Name, strings.Join(d, "\n"))
 		}
-		if got := podPIDs(h); !equalPIDs(got, pids[h.Name]) {
+		if got := podPIDs(h); !maps.Equal(got, pids[h.Name]) {
 			t.Errorf("%s: pods restarted: %v, before %v\n%s", h.Name, got, pids[h.Name], kubeletLog(h))
 		}
 	}
@@ -97,17 +98,4 @@ func kubeletLog(h *testbed.Host) string {
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return "kubelet log:\n" + strings.Join(lines[max(0, len(lines)-15):], "\n")
-}
-
-// equalPIDs compares two podPIDs results.
-func equalPIDs(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }

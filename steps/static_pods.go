@@ -455,8 +455,8 @@ func (e *reconnectedError) Error() string {
 // lostConnection says err is the transport failing, not a command: only
 // then can reconnecting help.
 func lostConnection(err error) bool {
-	var ee *hostexec.ExitError
-	return !errors.As(err, &ee)
+	_, exited := hostexec.ExitStatus(err)
+	return !exited
 }
 
 // unparkAll runs unpark.sh for every component.
@@ -482,13 +482,7 @@ func (r restarter) unparkUndo(comps []component) *Undo {
 		Desc:    "put back any static pod manifest still parked in " + r.parkDir,
 		Restore: "on the host, for each file in " + r.parkDir + ": " + strings.Join(hints, "; "),
 		Fn: func(ctx context.Context, t *Target) error {
-			var errs []error
-			for _, c := range comps {
-				if _, err := t.Run(ctx, runScript(unparkSh(), path.Join(r.parkDir, c.name+".yaml"), c.manifest)); err != nil {
-					errs = append(errs, fmt.Errorf("putting back %s: %w", c.manifest, err))
-				}
-			}
-			return errors.Join(errs...)
+			return r.unparkAll(ctx, t, comps)
 		},
 	}
 }
