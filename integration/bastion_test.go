@@ -15,25 +15,6 @@ import (
 	"github.com/kplay/kplay/testbed"
 )
 
-// behindBastion cuts hosts off from the controller: each drops everything
-// it would send to the controller's bridge address (a policy rule in its
-// own network namespace), so only the bastion, on the same bridge,
-// reaches them: SSH, 6443 and the rest are closed to the controller.
-func behindBastion(t *testing.T, hosts ...*testbed.Host) {
-	t.Helper()
-	for _, h := range hosts {
-		ip := net.ParseIP(h.Address).To4()
-		ctrl := net.IPv4(ip[0], ip[1], ip[2], 1).String()
-		if _, err := h.Exec(t.Context(), "ip", "rule", "add", "to", ctrl, "prohibit"); err != nil {
-			t.Fatal(err)
-		}
-		if c, err := net.DialTimeout("tcp", net.JoinHostPort(h.Address, "22"), 2*time.Second); err == nil {
-			c.Close()
-			t.Fatalf("%s still reachable from the controller", h.Name)
-		}
-	}
-}
-
 // sshdLines counts the lines of a host's sshd log that contain s.
 func sshdLines(t *testing.T, h *testbed.Host, s string) int {
 	t.Helper()
@@ -65,14 +46,20 @@ Host *
 }
 
 // TestBastion: control-plane hosts reachable only through a bastion (its
-// own namespace and sshd), with ~/.ssh/config's ProxyJump: kplay check and
+// own network namespace with two interfaces, and its own sshd; the
+// controller has no route to the hosts), with ~/.ssh/config's ProxyJump: kplay check and
 // the shipped renewal pass with nothing rolled back, over ONE connection
 // and ONE authentication to the bastion per run; a changed bastion key is
 // refused.
 func TestBastion(t *testing.T) {
-	b := testbed.Require(t, testbed.Options{Hosts: 3, Kube: true, CertValidity: 48 * time.Hour, KeyAlgorithm: "ECDSA-P256"})
-	cps, bastion := b.Hosts[:2], b.Hosts[2]
-	behindBastion(t, cps...)
+	b := testbed.Require(t, testbed.Options{Hosts: 2, Kube: true, CertValidity: 48 * time.Hour, KeyAlgorithm: "ECDSA-P256", Bastion: true})
+	cps, bastion := b.Hosts, b.Bastion
+	for _, h := range cps {
+		if c, err := net.DialTimeout("tcp", net.JoinHostPort(h.Address, "6443"), time.Second); err == nil {
+			c.Close()
+			t.Fatalf("%s: 6443 open to the controller; the bed must cut it off", h.Name)
+		}
+	}
 	home := t.TempDir()
 	must(t, os.MkdirAll(filepath.Join(home, ".ssh"), 0o700))
 	must(t, os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(bastionConfig(bastion, cps, b.KeyPath, b.KnownHostsPath)), 0o600))
@@ -160,7 +147,7 @@ func authorize(t *testing.T, pubFile string, hosts ...*testbed.Host) {
 
 // withConfig writes an ssh config for the bed's bastion set-up with key.
 func withConfig(t *testing.T, b *testbed.Bed, key string) string {
-	return writeFile(t, "ssh_config", bastionConfig(b.Hosts[2], b.Hosts[:2], key, b.KnownHostsPath))
+	return writeFile(t, "ssh_config", bastionConfig(b.Bastion, b.Hosts, key, b.KnownHostsPath))
 }
 
 // testAgentKey: a passphrase-protected key works when an agent holds it,
@@ -169,7 +156,7 @@ func testAgentKey(t *testing.T, b *testbed.Bed, inv, home string) {
 	dir := t.TempDir()
 	const pass = "correct horse battery"
 	key := keygen(t, dir, "id_pass", pass)
-	authorize(t, key+".pub", b.Hosts...)
+	authorize(t, key+".pub", append([]*testbed.Host{b.Bastion}, b.Hosts...)...)
 	cfg := withConfig(t, b, key)
 	base := []string{"HOME=" + home, "KPLAY_KEY_PASSPHRASE="}
 	// Without the agent or a passphrase: refused, naming what is missing.
@@ -222,7 +209,7 @@ func testUserCert(t *testing.T, b *testbed.Bed, inv, home string) {
 	}
 	caPub, err := os.ReadFile(ca + ".pub")
 	must(t, err)
-	for _, h := range b.Hosts {
+	for _, h := range append([]*testbed.Host{b.Bastion}, b.Hosts...) {
 		must(t, os.WriteFile(h.Path("/etc/ssh/user_ca.pub"), caPub, 0o644))
 		restartSSHD(t, h, "TrustedUserCAKeys /etc/ssh/user_ca.pub\n")
 	}

@@ -78,7 +78,7 @@ exec /usr/local/bin/` + realBinary + ` "$@"
 // kubeadm's.
 func etcdExtraArgs(st *state) string {
 	var members []string
-	for _, h := range st.Hosts {
+	for _, h := range st.cps() {
 		members = append(members, fmt.Sprintf("%s=https://%s:%d", h.Name, h.Address, EtcdPeerPort))
 	}
 	return `etcd:
@@ -96,6 +96,9 @@ func etcdExtraArgs(st *state) string {
 func writeRealKubeadmConfigs(o *Options, st *state) error {
 	for i := range st.Hosts {
 		hs := &st.Hosts[i]
+		if hs.Bastion {
+			continue
+		}
 		p := filepath.Join(hs.Root, "etc/kubernetes/kubeadm-config.yaml")
 		if err := os.WriteFile(p, []byte(kubeadmConfig(o, hs)+etcdExtraArgs(st)), 0o600); err != nil {
 			return fmt.Errorf("host %s: kubeadm config: %w", hs.Name, err)

@@ -152,6 +152,19 @@ func (b *Bed) start(ctx context.Context, o *Options, t0 time.Time) error {
 			Veth:    vethName(st.Octet, i),
 		})
 	}
+	if o.Bastion {
+		st.SSHConfigPath = filepath.Join(st.Dir, "ssh_config")
+		st.Hosts = append(st.Hosts, hostState{
+			Name:    bastionName,
+			Address: bastionOuter(st.Octet),
+			Inner:   fmt.Sprintf("10.213.%d.%d", st.Octet, bastionHost),
+			Netns:   st.Prefix + "-" + bastionName,
+			Root:    filepath.Join(st.Dir, "hosts", bastionName),
+			Veth:    vethName(st.Octet, 0),
+			Link:    fmt.Sprintf("kpv%dhj", st.Octet),
+			Bastion: true,
+		})
+	}
 	b.syncHosts()
 	// Record the names before making anything, so that a crash from here on
 	// leaves something CleanStale can find.
@@ -193,6 +206,9 @@ func (b *Bed) start(ctx context.Context, o *Options, t0 time.Time) error {
 		}
 		o.logf("testbed %s: apiservers live after %v", st.Prefix, time.Since(t0).Round(time.Millisecond))
 	}
+	if o.Bastion {
+		return b.isolate(ctx)
+	}
 	return nil
 }
 
@@ -212,21 +228,27 @@ func secondGateway(octet int) string { return fmt.Sprintf("10.214.%d.1", octet) 
 
 // syncHosts rebuilds b.Hosts from b.st.
 func (b *Bed) syncHosts() {
-	b.Hosts = b.Hosts[:0]
+	b.Hosts, b.Bastion = b.Hosts[:0], nil
 	for _, hs := range b.st.Hosts {
-		b.Hosts = append(b.Hosts, &Host{
+		h := &Host{
 			Name: hs.Name, Address: hs.Address, Netns: hs.Netns, Root: hs.Root,
 			veth: hs.Veth, initPID: hs.InitPID, initStart: hs.InitStart,
-		})
+		}
+		if hs.Bastion {
+			b.Bastion = h
+			continue
+		}
+		b.Hosts = append(b.Hosts, h)
 	}
 	b.Dir, b.KeyPath, b.KnownHostsPath, b.InventoryPath = b.st.Dir, b.st.KeyPath, b.st.KnownHostsPath, b.st.InventoryPath
+	b.SSHConfigPath = b.st.SSHConfigPath
 	b.Subnet, b.Gateway, b.Bridge = b.st.Subnet, b.st.Gateway, b.st.Bridge
 }
 
 // generated are the entries of Dir that Start makes (and removes from a
 // reused Dir first).
 func generated() []string {
-	return []string{"hosts", "bin", "id_ed25519", "id_ed25519.pub", "known_hosts", "inventory.yaml", bedFile}
+	return []string{"hosts", "bin", "id_ed25519", "id_ed25519.pub", "known_hosts", "inventory.yaml", "ssh_config", bedFile}
 }
 
 // makeDir creates (or clears for reuse) the bed's directory.
@@ -322,6 +344,11 @@ func (b *Bed) prepareFiles(ctx context.Context, o *Options) error {
 	if err := writeFileAtomic(st.KnownHostsPath, []byte(strings.Join(knownHosts, "")), 0o644); err != nil {
 		return err
 	}
+	if st.SSHConfigPath != "" {
+		if err := writeFileAtomic(st.SSHConfigPath, sshClientConfig(st), 0o644); err != nil {
+			return err
+		}
+	}
 	return writeFileAtomic(st.InventoryPath, inventory(st), 0o644)
 }
 
@@ -352,7 +379,7 @@ func hostEtcFiles(st *state) (map[string][]byte, error) {
 		sudoers.WriteString(u.sudoLine + "\n")
 	}
 	files["hosts"] = fmt.Appendf(files["hosts"], "# kplay testbed %s\n", st.Prefix)
-	for _, h := range st.Hosts {
+	for _, h := range st.cps() {
 		files["hosts"] = fmt.Appendf(files["hosts"], "%s\t%s\n", h.Address, h.Name)
 	}
 	if fi, err := os.Stat("/etc/sudoers.d"); err == nil && fi.IsDir() {
@@ -484,7 +511,7 @@ func prepareHost(ctx context.Context, o *Options, hs *hostState, clientPub []byt
 			return "", fmt.Errorf("link /etc/%s: %w", top, err)
 		}
 	}
-	if o.Kube {
+	if o.Kube && !hs.Bastion {
 		if err := os.WriteFile(filepath.Join(r, "etc/kubernetes/kubeadm-config.yaml"), []byte(kubeadmConfig(o, hs)), 0o600); err != nil {
 			return "", fmt.Errorf("kubeadm config: %w", err)
 		}
@@ -500,10 +527,10 @@ func inventory(st *state) []byte {
 	s.WriteString("  key: " + yamlString(st.KeyPath) + "\n")
 	s.WriteString("  known_hosts: " + yamlString(st.KnownHostsPath) + "\n")
 	s.WriteString("  connect_timeout: 5s\nhosts:\n")
-	names := make([]string, len(st.Hosts))
-	for i, h := range st.Hosts {
+	var names []string
+	for _, h := range st.cps() {
 		fmt.Fprintf(&s, "  %s: {address: %s}\n", h.Name, h.Address)
-		names[i] = h.Name
+		names = append(names, h.Name)
 	}
 	s.WriteString("groups:\n  control_plane: [" + strings.Join(names, ", ") + "]\n")
 	return []byte(s.String())
@@ -573,7 +600,10 @@ func (b *Bed) startHosts(ctx context.Context, o *Options, t0 time.Time) error {
 		}
 		goPipes[i] = w
 		args := []string{"init", "-name", hs.Name, "-cidr", hs.Address + "/24", "-period", o.KubeletPeriod.String()}
-		if o.Kube {
+		if hs.Bastion {
+			args[4] = hs.Inner + "/24"
+		}
+		if o.Kube && !hs.Bastion {
 			args = append(args, "-kube")
 		}
 		for _, bd := range binds(st, hs, etc) {
@@ -640,9 +670,17 @@ func (b *Bed) startHosts(ctx context.Context, o *Options, t0 time.Time) error {
 		fmt.Fprintf(&batch, "netns attach %s %d\n", hs.Netns, hs.InitPID)
 		fmt.Fprintf(&batch, "link add %s type veth peer name eth0 netns %s\n", hs.Veth, hs.Netns)
 		fmt.Fprintf(&batch, "link set %s master %s up\n", hs.Veth, st.Bridge)
+		if hs.Bastion {
+			fmt.Fprintf(&batch, "link add %s type veth peer name eth1 netns %s\n", hs.Link, hs.Netns)
+			fmt.Fprintf(&batch, "addr add %s/30 dev %s\n", bastionLinkGateway(st.Octet), hs.Link)
+			fmt.Fprintf(&batch, "link set %s up\n", hs.Link)
+		}
 	}
 	if out, err := ipBatch(ctx, batch.String(), false); err != nil {
 		return fmt.Errorf("create network: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	if err := b.bastionLink(ctx); err != nil {
+		return err
 	}
 	for i, w := range goPipes {
 		if _, err := w.Write([]byte{1}); err != nil {

@@ -44,6 +44,7 @@ type state struct {
 	KeyPath        string      `json:"key_path"`
 	KnownHostsPath string      `json:"known_hosts_path"`
 	InventoryPath  string      `json:"inventory_path"`
+	SSHConfigPath  string      `json:"ssh_config_path,omitempty"`
 	Hosts          []hostState `json:"hosts"`
 }
 
@@ -56,6 +57,11 @@ type hostState struct {
 	Veth      string `json:"veth"`
 	InitPID   int    `json:"init_pid,omitempty"`
 	InitStart uint64 `json:"init_start,omitempty"`
+	// Bastion marks the jump host: Address is then on its link to the
+	// controller (interface Link), and Inner its address on the bridge.
+	Bastion bool   `json:"bastion,omitempty"`
+	Inner   string `json:"inner,omitempty"`
+	Link    string `json:"link,omitempty"`
 }
 
 // bridgeName names a bed's bridge after its octet, which keeps it unique
@@ -171,24 +177,20 @@ func Load(ctx context.Context, dir string) (*Bed, error) {
 
 // newBed builds the Bed view of a state.
 func newBed(st *state) *Bed {
-	b := &Bed{
-		Dir:            st.Dir,
-		KeyPath:        st.KeyPath,
-		KnownHostsPath: st.KnownHostsPath,
-		InventoryPath:  st.InventoryPath,
-		Subnet:         st.Subnet,
-		Gateway:        st.Gateway,
-		Bridge:         st.Bridge,
-		st:             *st,
-		procs:          map[string]*hostProc{},
-	}
-	for _, hs := range st.Hosts {
-		b.Hosts = append(b.Hosts, &Host{
-			Name: hs.Name, Address: hs.Address, Netns: hs.Netns, Root: hs.Root,
-			veth: hs.Veth, initPID: hs.InitPID, initStart: hs.InitStart,
-		})
-	}
+	b := &Bed{st: *st, procs: map[string]*hostProc{}}
+	b.syncHosts()
 	return b
+}
+
+// cps are the bed's hosts without the bastion.
+func (st *state) cps() []hostState {
+	var out []hostState
+	for _, hs := range st.Hosts {
+		if !hs.Bastion {
+			out = append(out, hs)
+		}
+	}
+	return out
 }
 
 // CleanStale removes what crashed or killed runs left behind: for every /24
@@ -253,7 +255,7 @@ func cleanOctet(ctx context.Context, octet int) error {
 	// Interfaces named after the octet that the record does not know about.
 	known := map[string]bool{}
 	for _, h := range st.Hosts {
-		known[h.Veth] = true
+		known[h.Veth], known[h.Link] = true, true
 	}
 	if ifaces, err := net.Interfaces(); err == nil {
 		for _, ifc := range ifaces {
@@ -395,6 +397,9 @@ func removeResources(ctx context.Context, st *state) error {
 		}
 	}
 	var errs []error
+	if err := removeIsolation(ctx, st.Octet); err != nil {
+		errs = append(errs, err)
+	}
 	if batch.Len() > 0 {
 		if out, err := ipBatch(ctx, batch.String(), true); err != nil {
 			errs = append(errs, fmt.Errorf("%w: %s", err, out))
@@ -403,8 +408,10 @@ func removeResources(ctx context.Context, st *state) error {
 	vethsLeft := func() []string {
 		var left []string
 		for _, hs := range st.Hosts {
-			if hs.Veth != "" && interfaceExists(hs.Veth) {
-				left = append(left, hs.Veth)
+			for _, v := range []string{hs.Veth, hs.Link} {
+				if v != "" && interfaceExists(v) {
+					left = append(left, v)
+				}
 			}
 		}
 		return left

@@ -115,6 +115,15 @@ type Options struct {
 	// Kubeadm is the kubeadm binary to use. Default: $KPLAY_KUBEADM, else the
 	// binary that testbed/build/k8s.sh prints (it builds and caches it).
 	Kubeadm string
+	// Bastion adds a jump host named bastion in its own network namespace
+	// with two interfaces: eth0 on the hosts' bridge and eth1 on a
+	// point-to-point link to the controller (Bed.Bastion.Address). Once
+	// Start returns, the controller has no address on the bridge, so it
+	// reaches the hosts only through the bastion's sshd: SSH, 6443 and 2379
+	// are all closed to it (the bed's own KubeClient and EtcdClient no
+	// longer reach them either; use Host.Exec). Bed.SSHConfigPath is an
+	// OpenSSH client config that reaches every host through it.
+	Bastion bool
 	// Logf, if set, receives progress messages (timings of Start's phases).
 	Logf func(format string, args ...any)
 }
@@ -140,6 +149,14 @@ type Bed struct {
 	Gateway string
 	// Bridge is the name of the bed's bridge on the controller.
 	Bridge string
+	// Bastion is the jump host of a bed started with Options.Bastion, else
+	// nil. Its Address is on its link to the controller; it is not in Hosts
+	// or the inventory.
+	Bastion *Host
+	// SSHConfigPath is, with a Bastion, an OpenSSH client config: Host
+	// bastion, every host through ProxyJump bastion, and the bed's key and
+	// known_hosts (which lists the bastion's key too). Else "".
+	SSHConfigPath string
 
 	st       state
 	lock     *os.File

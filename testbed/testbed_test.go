@@ -594,3 +594,59 @@ func BenchmarkStart(b *testing.B) {
 		})
 	}
 }
+
+// TestBastionBed: with Options.Bastion the controller has no route to the
+// hosts; real OpenSSH reaches them through the bed's ssh_config (ProxyJump
+// bastion), the bastion's sshd logs the hops' forwarding, the hosts' sshd
+// sees the bastion's bridge address, and Close leaves nothing behind.
+func TestBastionBed(t *testing.T) {
+	needSSH(t)
+	if reason := testbed.Missing(testbed.Options{}); reason != "" && os.Getenv("CI") != "true" {
+		t.Skip("SKIP: cannot run test hosts: " + reason + "; run as root after make deps (sudo go test ./testbed)")
+	}
+	b, err := testbed.Start(t.Context(), testbed.Options{Hosts: 2, Bastion: true, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := b.Close(); err != nil {
+			t.Error(err)
+		}
+		if left := leftovers(t, b); len(left) > 0 {
+			t.Errorf("left behind after Close: %v", left)
+		}
+		if _, err := net.InterfaceByName(fmt.Sprintf("kpv%shj", strings.Split(b.Subnet, ".")[2])); err == nil {
+			t.Error("the bastion's link to the controller is left behind")
+		}
+		if out, _ := exec.Command("ip", "route", "show", "type", "unreachable").Output(); strings.Contains(string(out), strings.TrimSuffix(b.Subnet, "0/24")) {
+			t.Errorf("the unreachable route for %s is left behind:\n%s", b.Subnet, out)
+		}
+	}()
+	if b.Bastion == nil || len(b.Hosts) != 2 || b.SSHConfigPath == "" {
+		t.Fatalf("bastion %v, %d hosts, ssh config %q; want a bastion, 2 hosts and a config", b.Bastion, len(b.Hosts), b.SSHConfigPath)
+	}
+	inv, err := os.ReadFile(b.InventoryPath)
+	if err != nil || strings.Contains(string(inv), "bastion") {
+		t.Errorf("the inventory lists the bastion (or is unreadable: %v):\n%s", err, inv)
+	}
+	for _, h := range b.Hosts {
+		if c, err := net.DialTimeout("tcp", net.JoinHostPort(h.Address, "22"), 2*time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s: reachable from the controller without the bastion", h.Name)
+		}
+		cmd := exec.CommandContext(t.Context(), "ssh", "-F", b.SSHConfigPath, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+			"-o", "GlobalKnownHostsFile=/dev/null", h.Address, "hostname")
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != h.Name {
+			t.Errorf("ssh -F %s %s hostname = %q, %v; want %s", b.SSHConfigPath, h.Address, out, err, h.Name)
+		}
+		log, err := os.ReadFile(h.Path(testbed.SSHDLog))
+		if err != nil || !strings.Contains(string(log), "Accepted publickey for root from "+strings.TrimSuffix(b.Subnet, "0/24")+"10 ") {
+			t.Errorf("%s: sshd log lacks a login from the bastion's bridge address: %v\n%s", h.Name, err, log)
+		}
+	}
+	log, err := os.ReadFile(b.Bastion.Path(testbed.SSHDLog))
+	if err != nil || strings.Count(string(log), "Accepted publickey for root from 10.215.") != 2 {
+		t.Errorf("bastion sshd log: want 2 logins from the controller's link: %v\n%s", err, log)
+	}
+}

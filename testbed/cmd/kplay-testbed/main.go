@@ -2,11 +2,12 @@
 // `make demo` and `make bench`:
 //
 //	kplay-testbed up --dir DIR [--prefix P] [--hosts N] [--kube | --real | --controllers] [--cert-validity 48h]
-//	                 [--kubelet-period 2s] [--key-algorithm ECDSA-P256] [-v]
+//	                 [--kubelet-period 2s] [--key-algorithm ECDSA-P256] [--bastion] [-v]
 //	kplay-testbed down --dir DIR
 //	kplay-testbed clean
 //
-// up writes DIR/inventory.yaml and DIR/bed.json and prints the inventory's
+// up writes DIR/inventory.yaml and DIR/bed.json (and with --bastion
+// DIR/ssh_config, the only way to the hosts) and prints the inventory's
 // path; the hosts keep running after it exits. down tears the bed in DIR
 // down (and succeeds if there is none), leaving DIR's other files (logs,
 // keys, certificates) for inspection. clean removes leftovers of crashed
@@ -64,6 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		validity := fs.Duration("cert-validity", 0, "kubeadm certificateValidityPeriod (0: kubeadm default)")
 		period := fs.Duration("kubelet-period", 0, "kubelet stand-in poll period (default 2s)")
 		keyAlg := fs.String("key-algorithm", "", `kubeadm encryptionAlgorithm (default RSA-2048; "ECDSA-P256" starts faster)`)
+		bastion := fs.Bool("bastion", false, "reach the hosts only through a jump host in its own namespace (see DIR/ssh_config)")
 		verbose := fs.Bool("v", false, "print progress to stderr")
 		if err := fs.Parse(args[1:]); err != nil {
 			return usageError{err.Error()}
@@ -72,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageError{"up: --dir is required"}
 		}
 		o := testbed.Options{Prefix: *prefix, Hosts: *hosts, Kube: *kube, Real: *real, Controllers: *controllers, CertValidity: *validity,
-			KubeletPeriod: *period, KeyAlgorithm: *keyAlg, Dir: *dir, Detach: true}
+			KubeletPeriod: *period, KeyAlgorithm: *keyAlg, Dir: *dir, Detach: true, Bastion: *bastion}
 		if *verbose {
 			o.Logf = func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
 		}
