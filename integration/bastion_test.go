@@ -119,6 +119,7 @@ func TestBastion(t *testing.T) {
 	})
 	t.Run("passphrase key in an agent", func(t *testing.T) { testAgentKey(t, b, inv, home) })
 	t.Run("user certificate", func(t *testing.T) { testUserCert(t, b, inv, home) })
+	t.Run("passphrase typed on the terminal", func(t *testing.T) { testTTYPrompt(t, b, inv, home) })
 }
 
 // keygen makes an ed25519 key pair at dir/name with passphrase pass.
