@@ -95,7 +95,7 @@ func (p prober) get(ctx context.Context, t *Target, u, name, ca string) (code, b
 		caPath = path.Join(p.kubeDir, "pki", ca)
 	}
 	m := newMarker()
-	out, err := t.Run(ctx, runScript(httpGetSh, u, crt, key, caPath, m))
+	out, err := t.Run(ctx, shellquote.Script(httpGetSh, u, crt, key, caPath, m))
 	if err != nil {
 		if st, ok := hostexec.ExitStatus(err); (ok && st == 127) || ctx.Err() != nil {
 			// Not installed; or cut off by the deadline, which must not
@@ -137,10 +137,4 @@ func procNetListening(out []byte, port int) bool {
 		}
 	}
 	return false
-}
-
-// runScript is the command that runs an embedded script with sh, each
-// argument a quoted positional parameter.
-func runScript(src string, args ...string) string {
-	return shellquote.Script(src, args...)
 }

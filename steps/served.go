@@ -15,6 +15,7 @@ import (
 
 	"github.com/kplay/kplay/internal/hostexec"
 	"github.com/kplay/kplay/internal/retry"
+	"github.com/kplay/kplay/internal/shellquote"
 )
 
 // servedChainSh is scripts/served_chain.sh: openssl s_client on the host.
@@ -199,7 +200,7 @@ func servedChain(ctx context.Context, dial dialFunc, addr, via string) ([]*x509.
 // servedChainFromHost runs `openssl s_client` on the host and parses the
 // certificates it prints (public data only).
 func servedChainFromHost(ctx context.Context, t *Target, addr string) ([]*x509.Certificate, error) {
-	out, err := t.Run(ctx, runScript(servedChainSh, addr))
+	out, err := t.Run(ctx, shellquote.Script(servedChainSh, addr))
 	if st, ok := hostexec.ExitStatus(err); ok && st == 127 {
 		return nil, &notMadeError{fmt.Sprintf("served certificate on %s not checked: no way from the host (%v)", addr, err)}
 	}

@@ -268,7 +268,7 @@ func facts(ctx context.Context, t *Target, comps []component) (*podFacts, error)
 	for _, c := range comps {
 		args = append(args, c.files...)
 	}
-	out, err := t.Run(ctx, runScript(podsSh(), args...))
+	out, err := t.Run(ctx, shellquote.Script(podsSh(), args...))
 	if err != nil {
 		return nil, fmt.Errorf("reading the static pods' processes: %w", err)
 	}
@@ -357,7 +357,7 @@ func (r restarter) restart(ctx context.Context, t *Target, comps []component, pi
 			return nil, fmt.Errorf("cannot restart static pods: %q holds white space or is empty", a)
 		}
 	}
-	out, err := t.Run(ctx, runScript(restartPodsSh(), args...))
+	out, err := t.Run(ctx, shellquote.Script(restartPodsSh(), args...))
 	ev := parseRestartEvents(out)
 	if berr := r.putBack(t, comps); berr != nil {
 		var re *reconnectedError
@@ -464,7 +464,7 @@ func (r restarter) unparkAll(ctx context.Context, t *Target, comps []component) 
 	var errs []error
 	for _, c := range comps {
 		parked := path.Join(r.parkDir, c.name+".yaml")
-		if _, err := t.Run(ctx, runScript(unparkSh(), parked, c.manifest)); err != nil {
+		if _, err := t.Run(ctx, shellquote.Script(unparkSh(), parked, c.manifest)); err != nil {
 			errs = append(errs, fmt.Errorf("putting %s back from %s FAILED: %w; by hand: mv %s %s",
 				c.manifest, parked, err, shellquote.Quote(parked), shellquote.Quote(c.manifest)))
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kplay/kplay/internal/hostexec"
 	"github.com/kplay/kplay/internal/retry"
+	"github.com/kplay/kplay/internal/shellquote"
 )
 
 // verifyCredentialSh is scripts/verify_credential.sh: curl on the host
@@ -31,7 +32,7 @@ func verifyOnHost(ctx context.Context, t *Target, conf string, cr *kcCredential,
 	var verified string
 	err := retry.Poll(ctx, timeout, time.Second, fmt.Sprintf("GET %s with user %s's client certificate, from %s", u, cr.User, t.Name()), func(ctx context.Context) (bool, string, error) {
 		m := newMarker()
-		out, err := t.Run(ctx, runScript(verifyCredentialSh, conf, cr.Server, insecure, m))
+		out, err := t.Run(ctx, shellquote.Script(verifyCredentialSh, conf, cr.Server, insecure, m))
 		if st, ok := hostexec.ExitStatus(err); ok && (st == 127 || st == 3) {
 			return false, "", &notMadeError{fmt.Sprintf("GET %s from %s (its SSH server forbids forwarding) cannot be made there: %v", u, t.Name(), err)}
 		}
