@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kplay/kplay/testbed"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // markerPlaybook writes a per-host marker with an undo, then runs more steps.
@@ -330,20 +331,36 @@ steps:
 	}
 }
 
+// validateRunReport holds a run report to its published schema.
+func validateRunReport(doc string) error {
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	s, err := c.Compile("../docs/schema/run.v1.json")
+	if err != nil {
+		return err
+	}
+	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(doc))
+	if err != nil {
+		return err
+	}
+	return s.Validate(inst)
+}
+
 // report mirrors the documented JSON shape (README: "JSON output").
 type report struct {
-	Playbook    string         `json:"playbook"`
-	File        string         `json:"file"`
-	RunID       string         `json:"run_id"`
-	DryRun      bool           `json:"dry_run"`
-	Started     string         `json:"started"`
-	DurationSec float64        `json:"duration_seconds"`
-	Interrupted bool           `json:"interrupted"`
-	Stopped     string         `json:"stopped"`
-	Resume      string         `json:"resume"`
-	Plays       []playJSON     `json:"plays"`
-	Hosts       []hostJSON     `json:"hosts"`
-	Totals      map[string]int `json:"totals"`
+	SchemaVersion int            `json:"schema_version"`
+	Playbook      string         `json:"playbook"`
+	File          string         `json:"file"`
+	RunID         string         `json:"run_id"`
+	DryRun        bool           `json:"dry_run"`
+	Started       string         `json:"started"`
+	DurationSec   float64        `json:"duration_seconds"`
+	Interrupted   bool           `json:"interrupted"`
+	Stopped       string         `json:"stopped"`
+	Resume        string         `json:"resume"`
+	Plays         []playJSON     `json:"plays"`
+	Hosts         []hostJSON     `json:"hosts"`
+	Totals        map[string]int `json:"totals"`
 }
 
 type playJSON struct {
@@ -408,6 +425,9 @@ func decodeReport(t *testing.T, stdout string) *report {
 	}
 	if r.RunID == "" || r.Started == "" || len(r.Hosts) == 0 {
 		t.Errorf("report lacks run_id, started or hosts: %+v", r)
+	}
+	if err := validateRunReport(stdout); err != nil {
+		t.Errorf("the report does not match ../docs/schema/run.v1.json: %v", err)
 	}
 	for _, k := range []string{"ok", "changed", "failed", "skipped", "rolled_back", "unreachable", "not_run"} {
 		if _, ok := r.Totals[k]; !ok {

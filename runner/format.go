@@ -125,11 +125,19 @@ func tagSuffix(tags []string) string {
 	return " [tags: " + strings.Join(tags, ", ") + "]"
 }
 
-// WriteJSON writes the report as one JSON document.
+// ReportSchemaVersion is the schema_version of the run report's JSON,
+// documented by docs/schema/run.v1.json. It changes only when a field
+// changes meaning or goes away; fields may be added within a version.
+const ReportSchemaVersion = 1
+
+// WriteJSON writes the report as one JSON document, schema_version first.
 func WriteJSON(w io.Writer, rep *Report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
+	return enc.Encode(struct {
+		SchemaVersion int `json:"schema_version"`
+		*Report
+	}{ReportSchemaVersion, rep})
 }
 
 // LineWriter serialises lines from many goroutines onto one writer, and on

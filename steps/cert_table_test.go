@@ -88,7 +88,8 @@ func TestCertInfoJSONExpiredFields(t *testing.T) {
 	}{
 		{CertInfo{Name: "a", NotAfter: now.Add(-3 * time.Hour)}, []string{`"expired":true`, `"expired_ago_seconds":10800`, `"days_left":-1`}, nil},
 		{CertInfo{Name: "b", NotAfter: now.Add(72 * time.Hour)}, []string{`"days_left":3`}, []string{"expired"}},
-		{CertInfo{Name: "c", Missing: true}, []string{`"missing":true`, `"days_left":0`}, []string{"expired"}},
+		{CertInfo{Name: "c", Missing: true}, []string{`"missing":true`, `"days_left":null`}, []string{"expired", `"days_left":0`}},
+		{CertInfo{Name: "d", Subject: `CN="days_left":0,`, Missing: true}, []string{`"subject":"CN=\"days_left\":0,"`, `"days_left":null`}, nil},
 	} {
 		ci := c.in
 		ci.setAge(now)

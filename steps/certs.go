@@ -1,6 +1,8 @@
 package steps
 
 import (
+	"bytes"
+	"encoding/json"
 	"math"
 	"sort"
 	"time"
@@ -68,6 +70,22 @@ func (c *CertInfo) setAge(now time.Time) {
 	if c.Expired {
 		c.ExpiredAgoSeconds = int64(now.Sub(c.NotAfter) / time.Second)
 	}
+}
+
+// MarshalJSON writes days_left as null for a missing certificate, which
+// has no age (a 0 would read as "expires today").
+// The fields keep their order: a quoted key cannot occur unescaped inside a
+// JSON string, so the one replacement can only hit the key.
+func (c CertInfo) MarshalJSON() ([]byte, error) {
+	type plain CertInfo
+	if c.Missing {
+		c.DaysLeft = 0
+	}
+	b, err := json.Marshal(plain(c))
+	if err != nil || !c.Missing {
+		return b, err
+	}
+	return bytes.Replace(b, []byte(`"days_left":0,`), []byte(`"days_left":null,`), 1), nil
 }
 
 // CertList is the Data of check_certs (and of renew_certs' plan): one host's certificates.
