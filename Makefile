@@ -72,11 +72,15 @@ demo-down:
 	$(GO) run ./testbed/cmd/kplay-testbed down --dir $(DEMO_DIR)
 
 ## bench: kplay against ansible-playbook and plain OpenSSH on 3, 30 and 100
-## local test hosts, and kplay alone on 300 (its controller CPU and peak RSS
-## per host, issue 12); prints the ratios and writes bench/RESULTS.md. Long
-## (tens of minutes), so not part of make test. Installs ansible-core and
-## GNU time if missing. BENCH_FLAGS go to bench/cmd/kplay-bench, e.g.
-## make bench BENCH_FLAGS='-n 3,30 -kplay-only-n 300 -runs 3'.
+## local test hosts, the same three on 30 hosts behind one bastion (issue 11:
+## OpenSSH with ProxyJump + ControlMaster; connections and authentications
+## counted at the bastion and at the hosts), and kplay alone on 300 (its
+## controller CPU and peak RSS per host, issue 12); prints the ratios and
+## writes bench/RESULTS.md. Long (tens of minutes), so not part of make test.
+## Installs ansible-core and GNU time if missing. BENCH_FLAGS go to
+## bench/cmd/kplay-bench, e.g.
+## make bench BENCH_FLAGS='-n 3,30 -kplay-only-n 300 -bastion-n 30 -runs 3'
+## (-bastion-n 0: no bastion bed).
 ## Run it under flock /tmp/kplay-e2e.lock when others share the machine.
 BENCH_FLAGS ?=
 bench: build

@@ -9,7 +9,10 @@
 // order); the first rounds are a warm-up and the medians of the rest are
 // reported, with the counts of TCP connections and SSH authentications each
 // host's sshd logged, the controller-side CPU and peak RSS, and the CPU
-// spent inside the hosts.
+// spent inside the hosts. One more bed (Config.BastionHosts) puts the hosts
+// behind one bastion, which every contender must go through; there the
+// bastion's sshd log gives the connections and authentications at the
+// bastion too.
 package bench
 
 import (
@@ -99,6 +102,12 @@ type Config struct {
 	// Contenders to run; default kplay, ansible, openssh and the direct
 	// reference.
 	Contenders []string
+	// BastionHosts, if positive, adds one more bed of that many hosts behind
+	// one bastion (testbed Options.Bastion): the controller reaches them only
+	// through it, and kplay, Ansible and OpenSSH go through it (no direct
+	// reference, transport costs or profile there). It runs after the sizes
+	// every contender runs on and before the kplay-only ones.
+	BastionHosts int `json:",omitempty"`
 	// KplayOnly are the sizes (also in Sizes) where only kplay runs: beds
 	// too large for the other contenders' runs to fit (Ansible needs about
 	// 2.3 s per host for the five steps), measured to show how kplay's own
@@ -152,6 +161,13 @@ type Measurement struct {
 	// Sessions is the per-host count of sessions ("Starting session:"
 	// lines): min and max over the hosts.
 	Sessions [2]int
+	// BastionConns and BastionAuths are, on a bed with a bastion, the
+	// "Connection from" and "Accepted publickey" lines the bastion's sshd
+	// logged during the run (totals, not per host).
+	BastionConns, BastionAuths int `json:",omitempty"`
+	// BastionCPU is, on a bed with a bastion, the CPU used inside the
+	// bastion during the run (its sshd and the processes sshd started).
+	BastionCPU time.Duration `json:",omitempty"`
 	// StepTimes are, per step, the per-host durations where the contender
 	// reports them (kplay, openssh).
 	StepTimes [][]time.Duration
@@ -167,6 +183,9 @@ type SizeResult struct {
 	Setup string
 	// KplayOnly is set when only kplay ran on this bed (Config.KplayOnly).
 	KplayOnly bool `json:",omitempty"`
+	// Bastion is set when the hosts were reachable only through one bastion
+	// (Config.BastionHosts).
+	Bastion bool `json:",omitempty"`
 	// Runs are the measured runs per contender (warm-up excluded).
 	Runs map[string][]Measurement
 	// CmdCPU is the CPU the five commands themselves cost on one host,
@@ -190,6 +209,8 @@ type Results struct {
 	Config  Config
 	Started time.Time
 	Sizes   []*SizeResult
+	// Bastion is the bed behind one bastion (Config.BastionHosts), if it ran.
+	Bastion *SizeResult `json:",omitempty"`
 	Machine Machine
 }
 
@@ -243,28 +264,57 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		work = d
 	}
 	res := &Results{Config: cfg, Started: time.Now(), Machine: describeMachine(ctx, cfg)}
+	done := func() {
+		res.Machine.LoadAfter = loadAvg()
+		if cfg.SizeDone != nil {
+			cfg.SizeDone(res)
+		}
+	}
+	// The bastion bed runs after the sizes where every contender runs and
+	// before the kplay-only ones, the longest and likeliest to fail.
+	bastionPending := cfg.BastionHosts > 0
+	bastion := func() error {
+		bastionPending = false
+		n := cfg.BastionHosts
+		sr, err := runSize(ctx, cfg, n, filepath.Join(work, fmt.Sprintf("bastion-n%d", n)), false, true)
+		if err != nil {
+			return fmt.Errorf("bench: N=%d behind a bastion: %w", n, err)
+		}
+		res.Bastion = sr
+		done()
+		return nil
+	}
 	for _, n := range cfg.Sizes {
-		sr, err := runSize(ctx, cfg, n, filepath.Join(work, fmt.Sprintf("n%d", n)), len(res.Sizes) == 0)
+		if bastionPending && slices.Contains(cfg.KplayOnly, n) {
+			if err := bastion(); err != nil {
+				return res, err
+			}
+		}
+		sr, err := runSize(ctx, cfg, n, filepath.Join(work, fmt.Sprintf("n%d", n)), len(res.Sizes) == 0, false)
 		if err != nil {
 			return res, fmt.Errorf("bench: N=%d: %w", n, err)
 		}
 		res.Sizes = append(res.Sizes, sr)
-		res.Machine.LoadAfter = loadAvg()
-		if cfg.SizeDone != nil {
-			cfg.SizeDone(res)
+		done()
+	}
+	if bastionPending {
+		if err := bastion(); err != nil {
+			return res, err
 		}
 	}
 	res.Machine.LoadAfter = loadAvg()
 	return res, nil
 }
 
-// runSize starts a bed of n hosts and measures every contender on it.
-func runSize(ctx context.Context, cfg Config, n int, dir string, first bool) (sr *SizeResult, err error) {
+// runSize starts a bed of n hosts (behind one bastion if bastion) and
+// measures every contender on it.
+func runSize(ctx context.Context, cfg Config, n int, dir string, first, bastion bool) (sr *SizeResult, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	sr = &SizeResult{N: n, Runs: map[string][]Measurement{}, Cores: runtime.NumCPU(), KplayOnly: slices.Contains(cfg.KplayOnly, n)}
-	opts := testbed.Options{Hosts: n, KeyAlgorithm: "ECDSA-P256", Logf: cfg.Logf}
+	sr = &SizeResult{N: n, Runs: map[string][]Measurement{}, Cores: runtime.NumCPU(), Bastion: bastion,
+		KplayOnly: !bastion && slices.Contains(cfg.KplayOnly, n)}
+	opts := testbed.Options{Hosts: n, KeyAlgorithm: "ECDSA-P256", Logf: cfg.Logf, Bastion: bastion}
 	full := n <= cfg.FullKubeMax
 	if full {
 		opts.Kube = true
@@ -273,8 +323,11 @@ func runSize(ctx context.Context, cfg Config, n int, dir string, first bool) (sr
 		sr.Setup = "kube-lite"
 	}
 	only := ""
-	if sr.KplayOnly {
+	switch {
+	case sr.KplayOnly:
 		only = ", kplay only"
+	case bastion:
+		only = ", behind one bastion"
 	}
 	cfg.Logf("N=%d: starting %d hosts (%s%s)", n, n, sr.Setup, only)
 	bed, err := testbed.Start(ctx, opts)
@@ -295,12 +348,16 @@ func runSize(ctx context.Context, cfg Config, n int, dir string, first bool) (sr
 	if err != nil {
 		return nil, err
 	}
-	t := time.Now()
-	if sr.CmdCPU, err = commandCPU(ctx, bed.Hosts[0], cfg.CmdCPULoops); err != nil {
-		return nil, err
+	if !bastion {
+		// The commands cost the same behind a bastion: measured on the
+		// direct beds only.
+		t := time.Now()
+		if sr.CmdCPU, err = commandCPU(ctx, bed.Hosts[0], cfg.CmdCPULoops); err != nil {
+			return nil, err
+		}
+		cfg.Logf("N=%d: commands' own CPU %v (measured in %v)", n, sr.CmdCPU, time.Since(t).Round(time.Millisecond))
 	}
-	cfg.Logf("N=%d: commands' own CPU %v (measured in %v)", n, sr.CmdCPU, time.Since(t).Round(time.Millisecond))
-	if first && cfg.TransportReps > 0 {
+	if first && !bastion && cfg.TransportReps > 0 {
 		t := time.Now()
 		if sr.Transport, err = transportCosts(ctx, env, cfg.TransportReps); err != nil {
 			return nil, fmt.Errorf("transport costs: %w", err)
@@ -311,6 +368,9 @@ func runSize(ctx context.Context, cfg Config, n int, dir string, first bool) (sr
 	for _, name := range cfg.Contenders {
 		if sr.KplayOnly && name != Kplay {
 			continue
+		}
+		if bastion && name == Direct {
+			continue // no SSH, so no bastion: the direct beds have it
 		}
 		c, err := newContender(name, env)
 		if err != nil {
@@ -331,11 +391,15 @@ func runSize(ctx context.Context, cfg Config, n int, dir string, first bool) (sr
 				tag = fmt.Sprintf("run %d/%d", r-cfg.Warmup+1, cfg.Runs)
 				sr.Runs[c.name()] = append(sr.Runs[c.name()], m)
 			}
-			cfg.Logf("N=%d %-8s %-9s %8.3fs  conns/host %v auths/host %v sessions/host %v  ctl cpu %.2fs  host cpu %.2fs  rss %d MiB  (load %s)",
-				n, c.name(), tag, m.Wall.Seconds(), m.Conns, m.Auths, m.Sessions, m.CtlCPU.Seconds(), m.HostCPU.Seconds(), m.MaxRSSKiB>>10, loadAvg())
+			at := ""
+			if bastion {
+				at = fmt.Sprintf("  bastion: conns %d auths %d cpu %.2fs", m.BastionConns, m.BastionAuths, m.BastionCPU.Seconds())
+			}
+			cfg.Logf("N=%d %-8s %-9s %8.3fs  conns/host %v auths/host %v sessions/host %v%s  ctl cpu %.2fs  host cpu %.2fs  rss %d MiB  (load %s)",
+				n, c.name(), tag, m.Wall.Seconds(), m.Conns, m.Auths, m.Sessions, at, m.CtlCPU.Seconds(), m.HostCPU.Seconds(), m.MaxRSSKiB>>10, loadAvg())
 		}
 	}
-	if cfg.Profile {
+	if cfg.Profile && !bastion {
 		for _, c := range cs {
 			if k, ok := c.(*kplayRunner); ok {
 				if sr.Profile, sr.MemStats, err = k.profile(ctx); err != nil {
@@ -373,11 +437,21 @@ func newContender(name string, env *env) (contender, error) {
 }
 
 // measure runs c once and adds the hosts' view: sshd log counts and the
-// CPU used inside the hosts.
+// CPU used inside the hosts, and the same at the bastion if there is one.
 func measure(ctx context.Context, env *env, c contender) (Measurement, error) {
 	logs := make([]int64, len(env.bed.Hosts))
 	for i, h := range env.bed.Hosts {
 		logs[i] = fileSize(h.Path(testbed.SSHDLog))
+	}
+	bastion := env.bed.Bastion
+	var bastionLog int64
+	var bastionBefore time.Duration
+	if bastion != nil {
+		bastionLog = fileSize(bastion.Path(testbed.SSHDLog))
+		var err error
+		if bastionBefore, err = sshdCPU(ctx, []*testbed.Host{bastion}, false); err != nil {
+			return Measurement{}, fmt.Errorf("bastion: %w", err)
+		}
 	}
 	before, err := hostsCPU(ctx, env.bed, false)
 	if err != nil {
@@ -395,6 +469,16 @@ func measure(ctx context.Context, env *env, c contender) (Measurement, error) {
 	}
 	// direct reports its commands' CPU itself (they are not sshd's).
 	m.HostCPU += after - before
+	if bastion != nil {
+		bastionAfter, err := sshdCPU(ctx, []*testbed.Host{bastion}, true)
+		if err != nil {
+			return m, fmt.Errorf("bastion: %w", err)
+		}
+		m.BastionCPU = bastionAfter - bastionBefore
+		if m.BastionConns, m.BastionAuths, _, err = countLog(bastion.Path(testbed.SSHDLog), bastionLog); err != nil {
+			return m, fmt.Errorf("bastion %s: %w", bastion.Name, err)
+		}
+	}
 	m.Conns = [2]int{1 << 30, 0}
 	m.Auths = [2]int{1 << 30, 0}
 	m.Sessions = [2]int{1 << 30, 0}

@@ -19,7 +19,9 @@ import (
 	"github.com/kplay/kplay/testbed"
 )
 
-// kplayRunner runs `kplay run` with forks = N and the default text output.
+// kplayRunner runs `kplay run` with forks = N and the default text output
+// (and, on a bed with a bastion, `--ssh-config` naming the bed's client
+// config).
 type kplayRunner struct {
 	env      *env
 	playbook string
@@ -68,7 +70,11 @@ func (k *kplayRunner) profile(ctx context.Context) (string, string, error) {
 
 func (k *kplayRunner) runEnv(ctx context.Context, extraEnv []string) (Measurement, error) {
 	e := k.env
-	cmd, rss := timed(ctx, e, e.cfg.KplayBin, "run", k.playbook, "-i", e.inventory, "--forks", strconv.Itoa(e.n))
+	args := []string{"run", k.playbook, "-i", e.inventory, "--forks", strconv.Itoa(e.n)}
+	if e.sshConfig != "" {
+		args = append(args, "--ssh-config", e.sshConfig)
+	}
+	cmd, rss := timed(ctx, e, e.cfg.KplayBin, args...)
 	cmd.Env = append(cmd.Env, extraEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -190,7 +196,8 @@ func parseDur(s string) (time.Duration, error) {
 
 // ansibleRunner runs ansible-playbook, tuned: forks = N, pipelining,
 // ControlPersist, no fact gathering, a fixed Python interpreter, no
-// compression, host keys checked against the bed's known_hosts.
+// compression, host keys checked against the bed's known_hosts. On a bed
+// with a bastion its ssh reads the bed's client config (ProxyJump).
 type ansibleRunner struct {
 	env  *env
 	dir  string
@@ -221,8 +228,8 @@ timeout = 30
 
 [ssh_connection]
 pipelining = True
-ssh_args = -F /dev/null -o ControlMaster=auto -o ControlPersist=30m -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes
-`, e.n, e.cfg.AnsibleStrategy, dir, e.bed.KnownHostsPath)
+ssh_args = -F %s -o ControlMaster=auto -o ControlPersist=30m -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes
+`, e.n, e.cfg.AnsibleStrategy, dir, e.sshConfigFile(), e.bed.KnownHostsPath)
 	var inv strings.Builder
 	inv.WriteString("[bench]\n")
 	for _, h := range e.bed.Hosts {
@@ -358,7 +365,9 @@ func closeMaster(ctx context.Context, sock string, environ []string) (time.Durat
 
 // openSSH is the floor: plain OpenSSH, all hosts in parallel, per host one
 // ControlMaster connection (set up inside the measured time, as kplay's
-// connections are) and then each step as a separate `ssh` through it.
+// connections are) and then each step as a separate `ssh` through it. On a
+// bed with a bastion each master reaches its host with the client config's
+// ProxyJump (its own `ssh -W` to the bastion).
 type openSSH struct {
 	env  *env
 	runs int
@@ -369,7 +378,7 @@ func (o *openSSH) name() string { return OpenSSH }
 // sshArgs are the options of every ssh the floor runs.
 func (o *openSSH) sshArgs(ctl string) []string {
 	e := o.env
-	return []string{"-F", "/dev/null", "-i", e.bed.KeyPath, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+	return []string{"-F", e.sshConfigFile(), "-i", e.bed.KeyPath, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
 		"-o", "UserKnownHostsFile=" + e.bed.KnownHostsPath, "-o", "StrictHostKeyChecking=yes",
 		"-o", "ConnectTimeout=30", "-o", "ControlPath=" + ctl, "-l", "root"}
 }

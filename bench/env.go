@@ -36,11 +36,15 @@ type env struct {
 	home string
 	// inventory is a kplay inventory of the bed.
 	inventory string
+	// sshConfig is, on a bed with a bastion, the OpenSSH client config that
+	// reaches every host through it (testbed Bed.SSHConfigPath); every
+	// contender reads it. Else "".
+	sshConfig string
 }
 
 // newEnv writes the files every contender needs.
 func newEnv(cfg Config, bed *testbed.Bed, dir string) (*env, error) {
-	e := &env{cfg: cfg, bed: bed, dir: dir, n: len(bed.Hosts), steps: Steps(), home: filepath.Join(dir, "home")}
+	e := &env{cfg: cfg, bed: bed, dir: dir, n: len(bed.Hosts), steps: Steps(), home: filepath.Join(dir, "home"), sshConfig: bed.SSHConfigPath}
 	if err := os.MkdirAll(e.home, 0o700); err != nil {
 		return nil, err
 	}
@@ -54,6 +58,15 @@ func newEnv(cfg Config, bed *testbed.Bed, dir string) (*env, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// sshConfigFile is the OpenSSH client config the ssh-based contenders
+// read: the bed's bastion config, else /dev/null (no configuration at all).
+func (e *env) sshConfigFile() string {
+	if e.sshConfig != "" {
+		return e.sshConfig
+	}
+	return "/dev/null"
 }
 
 // environ is the environment of every contender.
@@ -114,8 +127,13 @@ func ticks(t int64) time.Duration { return time.Duration(t) * 10 * time.Millisec
 // reaped (orphans). With settle it first waits until no host has a
 // per-connection sshd left, so that a finished run is counted whole.
 func hostsCPU(ctx context.Context, bed *testbed.Bed, settle bool) (time.Duration, error) {
+	return sshdCPU(ctx, bed.Hosts, settle)
+}
+
+// sshdCPU is hostsCPU for the given hosts (a bed's, or its bastion alone).
+func sshdCPU(ctx context.Context, hosts []*testbed.Host, settle bool) (time.Duration, error) {
 	inits := map[int]bool{}
-	for _, h := range bed.Hosts {
+	for _, h := range hosts {
 		inits[h.InitPID()] = true
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -142,8 +160,8 @@ func hostsCPU(ctx context.Context, bed *testbed.Bed, settle bool) (time.Duration
 				total += st.utime + st.stime + st.cutime + st.cstime
 			}
 		}
-		if len(listeners) != len(bed.Hosts) {
-			return 0, fmt.Errorf("found %d host sshd listeners, want %d", len(listeners), len(bed.Hosts))
+		if len(listeners) != len(hosts) {
+			return 0, fmt.Errorf("found %d host sshd listeners, want %d", len(listeners), len(hosts))
 		}
 		busy := 0
 		for pid, st := range all {

@@ -19,6 +19,12 @@ type stats struct {
 	steps                  []time.Duration // median per step over hosts and runs
 	connect                time.Duration   // median connection set-up, if known
 	walls                  []time.Duration
+
+	// At the bastion, per run (bastion beds only): min and max over the
+	// runs of the connections and authentications, median CPU.
+	bastionConnsMin, bastionConnsMax int
+	bastionAuthsMin, bastionAuthsMax int
+	bastionCPU                       time.Duration
 }
 
 // summarise computes the stats of ms.
@@ -28,9 +34,10 @@ func summarise(ms []Measurement, nsteps int) stats {
 		return s
 	}
 	s.runs = len(ms)
-	var walls, ctl, host, connect []time.Duration
+	var walls, ctl, host, connect, bastion []time.Duration
 	var rss []int64
 	s.connsMin, s.authsMin, s.sessMin = 1<<30, 1<<30, 1<<30
+	s.bastionConnsMin, s.bastionAuthsMin = 1<<30, 1<<30
 	steps := make([][]time.Duration, nsteps)
 	for _, m := range ms {
 		walls = append(walls, m.Wall)
@@ -40,6 +47,9 @@ func summarise(ms []Measurement, nsteps int) stats {
 		s.connsMin, s.connsMax = min(s.connsMin, m.Conns[0]), max(s.connsMax, m.Conns[1])
 		s.authsMin, s.authsMax = min(s.authsMin, m.Auths[0]), max(s.authsMax, m.Auths[1])
 		s.sessMin, s.sessMax = min(s.sessMin, m.Sessions[0]), max(s.sessMax, m.Sessions[1])
+		s.bastionConnsMin, s.bastionConnsMax = min(s.bastionConnsMin, m.BastionConns), max(s.bastionConnsMax, m.BastionConns)
+		s.bastionAuthsMin, s.bastionAuthsMax = min(s.bastionAuthsMin, m.BastionAuths), max(s.bastionAuthsMax, m.BastionAuths)
+		bastion = append(bastion, m.BastionCPU)
 		for i := range min(nsteps, len(m.StepTimes)) {
 			steps[i] = append(steps[i], m.StepTimes[i]...)
 		}
@@ -48,7 +58,7 @@ func summarise(ms []Measurement, nsteps int) stats {
 	s.walls = walls
 	s.wall = median(walls)
 	s.wallMin, s.wallMax = slices.Min(walls), slices.Max(walls)
-	s.ctlCPU, s.hostCPU = median(ctl), median(host)
+	s.ctlCPU, s.hostCPU, s.bastionCPU = median(ctl), median(host), median(bastion)
 	slices.Sort(rss)
 	s.rssMax, s.rssMedian = rss[len(rss)-1], rss[(len(rss)-1)/2]
 	for _, st := range steps {
@@ -331,6 +341,13 @@ func (r *Results) Summary() string {
 		}
 		fmt.Fprintf(&b, "  [%s] %s: %s\n", state, t.Name, t.Detail)
 	}
+	if r.Bastion != nil {
+		fmt.Fprintf(&b, "\nBehind one bastion (N=%d):\n\n", r.Bastion.N)
+		b.WriteString(r.bastionTable())
+		for _, f := range r.bastionFindings() {
+			fmt.Fprintf(&b, "  %s\n", f)
+		}
+	}
 	return b.String()
 }
 
@@ -424,6 +441,7 @@ func (r *Results) Markdown() string {
 		fmt.Fprintf(&b, "- %s: %s. %s\n", t.Name, state, t.Detail)
 	}
 	b.WriteString(r.scaleSection())
+	b.WriteString(r.bastionSection())
 	b.WriteString("\n## How kplay gets there\n\n")
 	b.WriteString(design)
 	b.WriteString("\n## Per-step costs\n\n")
@@ -549,6 +567,9 @@ func sizes(r *Results) string {
 			continue
 		}
 		s = append(s, fmt.Sprintf("%d (%s)", sr.N, sr.Setup))
+	}
+	if r.Bastion != nil {
+		s = append(s, fmt.Sprintf("%d behind one bastion (%s)", r.Bastion.N, r.Bastion.Setup))
 	}
 	return strings.Join(s, ", ")
 }
@@ -689,4 +710,136 @@ func memory(s string) string {
 		return s
 	}
 	return fmt.Sprintf("%.1f GiB", kb/(1<<20))
+}
+
+// bastionContenders are the contenders that ran on the bastion bed, in the
+// configured order.
+func (r *Results) bastionContenders() []string {
+	var out []string
+	for _, c := range r.Config.Contenders {
+		if r.Bastion != nil && r.Bastion.stat(c).runs > 0 {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// bastionTable is the results table of the bed behind one bastion.
+func (r *Results) bastionTable() string {
+	sr := r.Bastion
+	var b strings.Builder
+	b.WriteString("| contender | median wall | min–max | kplay ÷ this | conns at the bastion | auths at the bastion | conns/host | auths/host | sessions/host | controller CPU | bastion CPU | host CPU | peak RSS |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	k := sr.stat(Kplay)
+	for _, c := range r.bastionContenders() {
+		s := sr.stat(c)
+		ratio := "–"
+		if k.runs > 0 && c != Kplay {
+			ratio = fmt.Sprintf("%.3f (%.1f×)", k.wall.Seconds()/s.wall.Seconds(), s.wall.Seconds()/k.wall.Seconds())
+		}
+		rss := "–"
+		if s.rssMax > 0 {
+			rss = fmt.Sprintf("%.1f MiB", float64(s.rssMax)/1024)
+		}
+		fmt.Fprintf(&b, "| %s | %.3f s | %.3f–%.3f s | %s | %s | %s | %s | %s | %s | %.2f s | %.2f s | %.2f s | %s |\n",
+			c, s.wall.Seconds(), s.wallMin.Seconds(), s.wallMax.Seconds(), ratio,
+			span(s.bastionConnsMin, s.bastionConnsMax), span(s.bastionAuthsMin, s.bastionAuthsMax),
+			span(s.connsMin, s.connsMax), span(s.authsMin, s.authsMax), span(s.sessMin, s.sessMax),
+			s.ctlCPU.Seconds(), s.bastionCPU.Seconds(), s.hostCPU.Seconds(), rss)
+	}
+	return b.String()
+}
+
+// bastionLabel names a contender in the bastion section's sentences.
+func bastionLabel(c string) string {
+	switch c {
+	case Ansible:
+		return "Ansible"
+	case OpenSSH:
+		return "OpenSSH (ProxyJump + ControlMaster)"
+	}
+	return c
+}
+
+// bastionFindings are, for the bastion bed, the wall-time ratios kplay ÷
+// Ansible and kplay ÷ OpenSSH (medians), what each contender opened at the
+// bastion per host, and whether kplay made one connection and one
+// authentication there in every run, as Markdown list items.
+func (r *Results) bastionFindings() []string {
+	sr := r.Bastion
+	k := sr.stat(Kplay)
+	var out []string
+	for _, c := range []string{Ansible, OpenSSH} {
+		o := sr.stat(c)
+		if k.runs == 0 || o.runs == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("kplay ÷ %s, median wall time: %.3f s ÷ %.3f s = %.3f (%s takes %.1f× kplay's time)",
+			bastionLabel(c), k.wall.Seconds(), o.wall.Seconds(), k.wall.Seconds()/o.wall.Seconds(), bastionLabel(c), o.wall.Seconds()/k.wall.Seconds()))
+	}
+	for _, c := range r.bastionContenders() {
+		s := sr.stat(c)
+		out = append(out, fmt.Sprintf("%s at the bastion: %s TCP connection(s) and %s authentication(s) per run for %d hosts (%s and %s per host)",
+			bastionLabel(c), span(s.bastionConnsMin, s.bastionConnsMax), span(s.bastionAuthsMin, s.bastionAuthsMax), sr.N,
+			perHost(s.bastionConnsMin, s.bastionConnsMax, sr.N), perHost(s.bastionAuthsMin, s.bastionAuthsMax, sr.N)))
+	}
+	if k.runs > 0 {
+		ok := k.bastionConnsMin == 1 && k.bastionConnsMax == 1 && k.bastionAuthsMin == 1 && k.bastionAuthsMax == 1
+		state := "met"
+		if !ok {
+			state = "**NOT met**"
+		}
+		out = append(out, fmt.Sprintf("kplay: exactly one TCP connection and one authentication at the bastion per run: %s (connections %s, authentications %s, over %d runs)",
+			state, span(k.bastionConnsMin, k.bastionConnsMax), span(k.bastionAuthsMin, k.bastionAuthsMax), k.runs))
+	}
+	return out
+}
+
+// perHost formats a count per run (min–max) divided by n hosts.
+func perHost(lo, hi, n int) string {
+	if lo == hi {
+		return fmt.Sprintf("%.2f", float64(lo)/float64(n))
+	}
+	return fmt.Sprintf("%.2f–%.2f", float64(lo)/float64(n), float64(hi)/float64(n))
+}
+
+// bastionSection renders "Behind one bastion (N=…)": the table, the ratios
+// and how the bed was set up.
+func (r *Results) bastionSection() string {
+	sr := r.Bastion
+	if sr == nil {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n## Behind one bastion (N=%d)\n\n", sr.N)
+	fmt.Fprintf(&b, "Issue 11: %d %s hosts reachable only through one bastion, the same five steps, %d warm-up round(s), then the median of %d, "+
+		"in interleaved rounds as above.\n\n", sr.N, sr.Setup, r.Config.Warmup, r.Config.Runs)
+	b.WriteString(r.bastionTable())
+	b.WriteString("\n")
+	for _, f := range r.bastionFindings() {
+		fmt.Fprintf(&b, "- %s\n", f)
+	}
+	b.WriteString("\n`conns at the bastion` and `auths at the bastion` are the `Connection from` and `Accepted publickey` lines the bastion's " +
+		"sshd logged during one run, all hosts together (min–max over runs); `conns/host`, `auths/host` and `sessions/host` are " +
+		"counted at the hosts as in the main table. `bastion CPU` is the CPU spent inside the bastion during a run (its sshd and " +
+		"what sshd started), median; `host CPU` leaves it out.\n\n")
+	b.WriteString("The bastion (testbed `Options.Bastion`) is a jump host with its own sshd in its own network namespace, with one " +
+		"interface on the hosts' bridge and one on a point-to-point link to the controller; the controller has no address on the " +
+		"bridge and the hosts' subnets are unreachable from it, so every contender goes through the bastion. All three read the " +
+		"bed's OpenSSH client config (testbed `Bed.SSHConfigPath`: `Host bastion`, `ProxyJump bastion` for every host, the bed's " +
+		"key and known_hosts): kplay with `--ssh-config`, Ansible and the OpenSSH floor with `ssh -F` in place of `-F /dev/null`, " +
+		"everything else as on the direct beds. kplay carries every host as a channel over one connection to the bastion " +
+		"(README, \"Behind a bastion\"); OpenSSH's `ProxyJump` starts an `ssh -W` to the bastion for each connection it makes to a " +
+		"host, and a ControlMaster multiplexes the sessions to its own target, not the hop. The counts above are what the sshd " +
+		"logs show, not these expectations. The direct reference, the commands' own CPU, the transport costs and the CPU profile are measured on the " +
+		"direct beds only.\n")
+	b.WriteString("\nAll runs, in seconds (measured rounds, in order):\n\n")
+	for _, c := range r.bastionContenders() {
+		var ws []string
+		for _, w := range sr.stat(c).walls {
+			ws = append(ws, fmt.Sprintf("%.3f", w.Seconds()))
+		}
+		fmt.Fprintf(&b, "- N=%d behind the bastion, %s: %s\n", sr.N, c, strings.Join(ws, ", "))
+	}
+	return b.String()
 }

@@ -72,3 +72,85 @@ func TestScaleReport(t *testing.T) {
 		}
 	}
 }
+
+// fakeBastion is a bed of n hosts behind one bastion: kplay with kplayConns
+// connections and one authentication at the bastion per run, Ansible and
+// OpenSSH with one of each per host, three runs each.
+func fakeBastion(n, kplayConns int) *SizeResult {
+	one := [2]int{1, 1}
+	k := Measurement{Wall: 2 * time.Second, CtlCPU: 300 * time.Millisecond, MaxRSSKiB: 16 << 10, HostCPU: 9 * time.Second,
+		Conns: one, Auths: one, Sessions: one, BastionConns: kplayConns, BastionAuths: 1, BastionCPU: 250 * time.Millisecond}
+	a := Measurement{Wall: 40 * time.Second, CtlCPU: 30 * time.Second, MaxRSSKiB: 60 << 10, HostCPU: 50 * time.Second,
+		Conns: one, Auths: one, Sessions: [2]int{5, 5}, BastionConns: n, BastionAuths: n, BastionCPU: 4 * time.Second}
+	o := Measurement{Wall: 5 * time.Second, CtlCPU: 3 * time.Second, HostCPU: 12 * time.Second,
+		Conns: one, Auths: one, Sessions: [2]int{5, 5}, BastionConns: n, BastionAuths: n, BastionCPU: 3 * time.Second}
+	slow := k
+	slow.Wall = 2500 * time.Millisecond
+	return &SizeResult{N: n, Setup: "kube-lite", Bastion: true, Cores: 2, Runs: map[string][]Measurement{
+		Kplay: {k, slow, k}, Ansible: {a, a, a}, OpenSSH: {o, o, o},
+	}}
+}
+
+// TestBastionReport renders made-up results with a bed behind a bastion:
+// its section with the counts at the bastion and at the hosts, the
+// ratios kplay ÷ Ansible and kplay ÷ OpenSSH from the medians, the check of
+// kplay's one connection to the bastion (met, then not), and the console
+// summary. Results without a bastion bed have no such section.
+func TestBastionReport(t *testing.T) {
+	r := &Results{
+		Config:  Config{Runs: 3, Warmup: 1, Contenders: []string{Kplay, Ansible, OpenSSH, Direct}, BastionHosts: 30},
+		Sizes:   []*SizeResult{fakeSize(3, false, 80*time.Millisecond, 10<<10)},
+		Bastion: fakeBastion(30, 1),
+	}
+	md := r.Markdown()
+	for _, want := range []string{
+		"Sizes: 3 (kube-lite), 30 behind one bastion (kube-lite);",
+		"\n## Behind one bastion (N=30)\n",
+		"| contender | median wall | min–max | kplay ÷ this | conns at the bastion | auths at the bastion | conns/host | auths/host | sessions/host | controller CPU | bastion CPU | host CPU | peak RSS |",
+		"| kplay | 2.000 s | 2.000–2.500 s | – | 1 | 1 | 1 | 1 | 1 | 0.30 s | 0.25 s | 9.00 s | 16.0 MiB |",
+		"| ansible | 40.000 s | 40.000–40.000 s | 0.050 (20.0×) | 30 | 30 | 1 | 1 | 5 | 30.00 s | 4.00 s | 50.00 s | 60.0 MiB |",
+		"| openssh | 5.000 s | 5.000–5.000 s | 0.400 (2.5×) | 30 | 30 | 1 | 1 | 5 | 3.00 s | 3.00 s | 12.00 s | – |",
+		"- kplay ÷ Ansible, median wall time: 2.000 s ÷ 40.000 s = 0.050 (Ansible takes 20.0× kplay's time)\n",
+		"- kplay ÷ OpenSSH (ProxyJump + ControlMaster), median wall time: 2.000 s ÷ 5.000 s = 0.400 (OpenSSH (ProxyJump + ControlMaster) takes 2.5× kplay's time)\n",
+		"- OpenSSH (ProxyJump + ControlMaster) at the bastion: 30 TCP connection(s) and 30 authentication(s) per run for 30 hosts (1.00 and 1.00 per host)\n",
+		"- kplay at the bastion: 1 TCP connection(s) and 1 authentication(s) per run for 30 hosts (0.03 and 0.03 per host)\n",
+		"- kplay: exactly one TCP connection and one authentication at the bastion per run: met (connections 1, authentications 1, over 3 runs)\n",
+		"- N=30 behind the bastion, kplay: 2.000, 2.500, 2.000\n",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("RESULTS.md lacks %q", want)
+		}
+	}
+	// The direct reference does not run behind the bastion; the section
+	// comes after the scale section and before the design notes.
+	if sec := md[strings.Index(md, "## Behind one bastion"):strings.Index(md, "## How kplay gets there")]; strings.Contains(sec, "| direct |") {
+		t.Errorf("bastion section has a direct row:\n%s", sec)
+	}
+	sum := r.Summary()
+	for _, want := range []string{"Behind one bastion (N=30):", "| openssh | 5.000 s |", "kplay ÷ Ansible, median wall time: 2.000 s ÷ 40.000 s = 0.050"} {
+		if !strings.Contains(sum, want) {
+			t.Errorf("summary lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(md)
+	}
+
+	// A kplay run that opened a second connection to the bastion.
+	r.Bastion.Runs[Kplay][1].BastionConns = 2
+	md = r.Markdown()
+	for _, want := range []string{
+		"| kplay | 2.000 s | 2.000–2.500 s | – | 1–2 | 1 |",
+		"- kplay at the bastion: 1–2 TCP connection(s) and 1 authentication(s) per run for 30 hosts (0.03–0.07 and 0.03 per host)\n",
+		"at the bastion per run: **NOT met** (connections 1–2, authentications 1, over 3 runs)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("RESULTS.md lacks %q", want)
+		}
+	}
+
+	r.Bastion = nil
+	if md := r.Markdown(); strings.Contains(md, "bastion") {
+		t.Errorf("RESULTS.md without a bastion bed mentions one")
+	}
+}

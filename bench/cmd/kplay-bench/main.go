@@ -6,7 +6,10 @@
 //
 // Sizes in -kplay-only-n are measured with kplay alone (Ansible would need
 // about 2.3 s per host for the five steps, 5 runs at N=300 nearly an hour):
-// they show how kplay's controller CPU and memory grow with N.
+// they show how kplay's controller CPU and memory grow with N. -bastion-n
+// (default 30, 0 for none) adds a bed of that many hosts behind one bastion,
+// where kplay, Ansible and OpenSSH (ProxyJump) all go through it; the
+// results count the connections and authentications at the bastion.
 package main
 
 import (
@@ -39,6 +42,7 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("kplay-bench", flag.ContinueOnError)
 	sizes := fs.String("n", "3,30,100", "numbers of hosts, comma-separated")
 	kplayOnly := fs.String("kplay-only-n", "300", "more numbers of hosts, comma-separated, where only kplay runs (empty: none)")
+	bastionN := fs.Int("bastion-n", 30, "hosts behind one bastion, where kplay, ansible and openssh run through it (0: no bastion bed)")
 	runs := fs.Int("runs", 5, "measured rounds per size (the median is reported)")
 	warmup := fs.Int("warmup", 1, "warm-up rounds per size, not counted")
 	kplayBin := fs.String("kplay", "bin/kplay", "the kplay binary")
@@ -53,8 +57,11 @@ func run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *bastionN < 0 || *bastionN > testbed.MaxHosts {
+		return fmt.Errorf("-bastion-n: bad size %d (0..%d)", *bastionN, testbed.MaxHosts)
+	}
 	cfg := bench.Config{
-		Runs: *runs, Warmup: *warmup, KplayBin: *kplayBin, FullKubeMax: *fullKube,
+		Runs: *runs, Warmup: *warmup, KplayBin: *kplayBin, FullKubeMax: *fullKube, BastionHosts: *bastionN,
 		AnsibleStrategy: *strategy, Contenders: strings.Split(*contenders, ","), Profile: *profile,
 	}
 	full, err := parseSizes("-n", *sizes)
@@ -106,7 +113,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	res, err := bench.Run(ctx, cfg)
 	if err != nil {
-		if res != nil && len(res.Sizes) > 0 {
+		if res != nil && (len(res.Sizes) > 0 || res.Bastion != nil) {
 			fmt.Fprintln(os.Stderr, "kplay-bench: reporting the sizes measured before the error")
 			_ = report(res, *out, *save)
 		}
