@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-multierror"
+	"github.com/kplay/kplay/internal/hostexec"
+	"github.com/kplay/kplay/internal/retry"
 	"github.com/kplay/kplay/steps"
 	"golang.org/x/sync/errgroup"
 )
@@ -27,6 +29,15 @@ func (r *run) rollback(hr *HostReport, t *steps.Target) {
 		start := time.Now()
 		err := u.undo.Fn(ctx, t)
 		cancel()
+		again := ""
+		if err != nil && u.undo.Repeatable {
+			if after, rerr, retried := r.undoOverNewConnection(u, t); retried && rerr == nil {
+				again = fmt.Sprintf(", over a new SSH connection: the first was lost and kplay connected again in %s", after.Round(100*time.Millisecond))
+				err = nil
+			} else if retried {
+				err = fmt.Errorf("the SSH connection was lost (%v); %w", err, rerr)
+			}
+		}
 		var kept *steps.KeptError
 		switch {
 		case errors.As(err, &kept):
@@ -41,7 +52,7 @@ func (r *run) rollback(hr *HostReport, t *steps.Target) {
 				hr.Restore = append(hr.Restore, fmt.Sprintf("step %q: %s", u.step.Name, u.undo.Restore))
 			}
 		default:
-			u.step.Rollback = fmt.Sprintf("rolled back (%s) in %s", u.undo.Desc, time.Since(start).Round(time.Millisecond))
+			u.step.Rollback = fmt.Sprintf("rolled back (%s) in %s%s", u.undo.Desc, time.Since(start).Round(time.Millisecond), again)
 			u.step.Status = StatusRolledBack
 			u.step.rb = rbDone
 		}
@@ -62,6 +73,45 @@ func (r *run) rollback(hr *HostReport, t *steps.Target) {
 		hr.Status = StatusRolledBack
 	}
 	hr.State = r.describeState(hr)
+}
+
+// undoOverNewConnection runs a repeatable undo that failed once more, if
+// its host's connection is gone: a probe command that fails without an
+// exit status says so. It reconnects every second within the undo timeout
+// and runs the undo over the new connection. retried is false when the
+// connection still works (the undo's failure stands) or cannot be opened
+// again in time (err then says why).
+func (r *run) undoOverNewConnection(u undoEntry, t *steps.Target) (after time.Duration, err error, retried bool) {
+	rc, ok := t.Host.(steps.Reconnector)
+	if !ok {
+		return 0, nil, false
+	}
+	ctx, cancel := context.WithTimeout(r.opts.RollbackCtx, r.opts.UndoTimeout)
+	defer cancel()
+	if _, perr := t.Run(ctx, "true"); perr == nil || isExit(perr) || ctx.Err() != nil {
+		return 0, nil, false
+	}
+	start := time.Now()
+	err = retry.Poll(ctx, r.opts.UndoTimeout, time.Second, "a new SSH connection to "+t.Host.Name(), func(ctx context.Context) (bool, string, error) {
+		if rerr := rc.Reconnect(ctx); rerr != nil {
+			return false, rerr.Error(), nil
+		}
+		return true, "", nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("undo not run again: %w", err), true
+	}
+	after = time.Since(start)
+	if err := u.undo.Fn(ctx, t); err != nil {
+		return after, fmt.Errorf("run again over a new connection: %w", err), true
+	}
+	return after, nil, true
+}
+
+// isExit says err carries the exit status of a command that ran.
+func isExit(err error) bool {
+	_, ok := hostexec.ExitStatus(err)
+	return ok
 }
 
 // finalRollback undoes other hosts after the plays: every changed host

@@ -139,8 +139,9 @@ func (s *RenewKubeletClient) restoreAfter(t *Target, b, file string, cause error
 // undo puts back the previous link and kubelet.conf, removes the new file and restarts the kubelet.
 func (s *RenewKubeletClient) undo(is *kubeletClientIssued) *Undo {
 	return &Undo{
-		Desc:    fmt.Sprintf("put back kubelet.conf and kubelet-client-current.pem from %s, remove %s, and restart the kubelet (%s)", is.backup, is.file, s.Restart),
-		Restore: s.restoreHint(is.backup),
+		Repeatable: true,
+		Desc:       fmt.Sprintf("put back kubelet.conf and kubelet-client-current.pem from %s, remove %s, and restart the kubelet (%s)", is.backup, is.file, s.Restart),
+		Restore:    s.restoreHint(is.backup),
 		Fn: func(ctx context.Context, t *Target) error {
 			if _, err := t.Run(ctx, s.undoCmd(is.backup, is.file)); err != nil {
 				return fmt.Errorf("putting back kubelet.conf and kubelet-client-current.pem from %s: %w", is.backup, err)

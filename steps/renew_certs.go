@@ -378,7 +378,8 @@ func restoreUndo(kubeDir string, b BackupInfo, old CertList) *Undo {
 	soonest := append(CertList(nil), old...)
 	soonest.SortByExpiry()
 	return &Undo{
-		Desc: fmt.Sprintf("restore %s from backup %s (and restart the static pods again if restart_apiserver restarted them)", kubeDir, b.Dir),
+		Repeatable: true,
+		Desc:       fmt.Sprintf("restore %s from backup %s (and restart the static pods again if restart_apiserver restarted them)", kubeDir, b.Dir),
 		Restore: fmt.Sprintf("on the host run: %s (restores pki, *.conf and manifests byte for byte), then restart the control-plane static pods "+
 			"(move each manifest out of %s/manifests, wait until it stops, move it back)", b.Restore, kubeDir),
 		Fn: func(ctx context.Context, t *Target) error {

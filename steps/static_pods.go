@@ -479,8 +479,9 @@ func (r restarter) unparkUndo(comps []component) *Undo {
 		hints = append(hints, "mv "+shellquote.Quote(path.Join(r.parkDir, c.name+".yaml"))+" "+shellquote.Quote(c.manifest))
 	}
 	return &Undo{
-		Desc:    "put back any static pod manifest still parked in " + r.parkDir,
-		Restore: "on the host, for each file in " + r.parkDir + ": " + strings.Join(hints, "; "),
+		Repeatable: true,
+		Desc:       "put back any static pod manifest still parked in " + r.parkDir,
+		Restore:    "on the host, for each file in " + r.parkDir + ": " + strings.Join(hints, "; "),
 		Fn: func(ctx context.Context, t *Target) error {
 			return r.unparkAll(ctx, t, comps)
 		},

@@ -142,6 +142,11 @@ type Undo struct {
 	Fn func(ctx context.Context, t *Target) error
 	// Restore tells a person how to restore by hand if Fn fails.
 	Restore string
+	// Repeatable says Fn may run again when a lost SSH connection cut it
+	// short: the runner then reconnects and runs it once more. True for
+	// kplay's own undos, which put things back from a backup; never for a
+	// shell step's undo command, which need not be safe to repeat.
+	Repeatable bool
 }
 
 // SkipError marks a step as skipped, with a reason. It is not a failure.
