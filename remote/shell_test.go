@@ -286,3 +286,34 @@ func TestShellAside(t *testing.T) {
 		t.Errorf("%d new sessions, want 0: aside commands and the next ones all went through the shell", n)
 	}
 }
+
+// TestKeepaliveOnlyWhenQuiet: as OpenSSH's ServerAliveInterval, a keepalive
+// goes out only after an interval with nothing received: none while a
+// command's output streams in, one per interval on an idle connection.
+func TestKeepaliveOnlyWhenQuiet(t *testing.T) {
+	b := testbed.Require(t, testbed.Options{Hosts: 1})
+	h := b.Hosts[0]
+	const every = 200 * time.Millisecond
+	c, err := Dial(t.Context(), Config{Name: h.Name, Address: h.Address, KeyPath: b.KeyPath, KnownHosts: b.KnownHostsPath, KeepaliveInterval: every, KeepaliveMax: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := c.keepalives.Load()
+	// 3 s of output, a line every 50 ms.
+	if _, err := c.Run(t.Context(), "i=0; while [ $i -lt 60 ]; do echo $i; sleep 0.05; i=$((i+1)); done"); err != nil {
+		t.Fatal(err)
+	}
+	busy := c.keepalives.Load() - start
+	time.Sleep(3 * time.Second)
+	idle := c.keepalives.Load() - start - busy
+	if busy > 2 {
+		t.Errorf("%d keepalives while output arrived for 3 s, want at most 2", busy)
+	}
+	if idle < 7 || idle > 16 {
+		t.Errorf("%d keepalives in 3 idle seconds, want about 15 (one per 200 ms)", idle)
+	}
+	if _, err := c.Run(t.Context(), "true"); err != nil {
+		t.Errorf("after the keepalives: %v", err)
+	}
+}
