@@ -42,6 +42,11 @@ type env struct {
 	sshConfig string
 }
 
+// keepaliveBedMin is the largest bed whose inventory keeps kplay's default
+// keepalive (5 s × 3); larger beds set a 60 s window (keepalive_interval
+// 10s, keepalive_count_max 6).
+const keepaliveBedMin = 100
+
 // newEnv writes the files every contender needs.
 func newEnv(cfg Config, bed *testbed.Bed, dir string) (*env, error) {
 	e := &env{cfg: cfg, bed: bed, dir: dir, n: len(bed.Hosts), steps: Steps(), home: filepath.Join(dir, "home"), sshConfig: bed.SSHConfigPath}
@@ -49,7 +54,13 @@ func newEnv(cfg Config, bed *testbed.Bed, dir string) (*env, error) {
 		return nil, err
 	}
 	var s strings.Builder
-	fmt.Fprintf(&s, "defaults:\n  user: root\n  key: %s\n  known_hosts: %s\n  connect_timeout: 30s\nhosts:\n", bed.KeyPath, bed.KnownHostsPath)
+	fmt.Fprintf(&s, "defaults:\n  user: root\n  key: %s\n  known_hosts: %s\n  connect_timeout: 30s\n", bed.KeyPath, bed.KnownHostsPath)
+	if e.n > keepaliveBedMin {
+		// At 300 hosts on 2 cores (load ~230) a live host's sshd has gone
+		// 15 s without CPU, kplay's default keepalive window: wait 60 s.
+		s.WriteString("  keepalive_interval: 10s\n  keepalive_count_max: 6\n")
+	}
+	s.WriteString("hosts:\n")
 	for _, h := range bed.Hosts {
 		fmt.Fprintf(&s, "  %s: {address: %s}\n", h.Name, h.Address)
 	}

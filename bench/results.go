@@ -535,9 +535,9 @@ func (r *Results) scaleSection() string {
 		"user+system time (`wait4` rusage); peak RSS is GNU time's maximum resident set size of the kplay process.\n")
 	for _, row := range rows {
 		if row.k.sessMax > 1 {
-			fmt.Fprintf(&b, "\nAt N=%d kplay opened up to %d sessions per host (median run %.0f s): runs longer than 20 s send the run lock's "+
-				"heartbeat, which takes a session of its own when a step holds the host's shell (see \"Counts\" under Method): a run "+
-				"that the shared cores stretch may so cost kplay more per host (likely part of the growth at this N; not measured apart).\n", row.sr.N, row.k.sessMax, row.k.wall.Seconds())
+			fmt.Fprintf(&b, "\nAt N=%d kplay opened up to %d sessions per host (median run %.0f s): the run lock's heartbeat takes a "+
+				"session of its own when one step holds the host's shell from one heartbeat (every 20 s) to the next (see \"Counts\" "+
+				"under Method).\n", row.sr.N, row.k.sessMax, row.k.wall.Seconds())
 		}
 		if host := row.k.hostCPU / time.Duration(row.sr.Cores); row.sr.Cores > 0 && row.k.wall > 0 && row.sr.N == rows[len(rows)-1].sr.N {
 			fmt.Fprintf(&b, "\nAt N=%d the hosts' own CPU (sshd, shells, commands: %.1f s, median) needs %.1f s of the %d shared cores, "+
@@ -654,8 +654,12 @@ func method(r *Results) string {
 		"the first round(s) are a warm-up and not counted; each size reports the median of the measured rounds.\n")
 	b.WriteString("- **Counts**: each host's sshd runs with `LogLevel VERBOSE`; a run's `Connection from` lines are its TCP connections, " +
 		"its `Accepted publickey` lines its authentications, its `Starting session:` lines its sessions. kplay's one session per host " +
-		"is its long-lived shell; a second one appears in runs longer than 20 s, when the run lock's heartbeat comes while a step " +
-		"holds the shell (it then gets a session of its own rather than wait).\n")
+		"is its long-lived shell. The run lock's heartbeat (every 20 s) goes through that shell too: at once when it is idle, else " +
+		"started in the background just before the next step's command; only a beat that no command took by the next heartbeat " +
+		"(one step holding the shell for over 20 s) gets a session of its own.\n")
+	fmt.Fprintf(&b, "- **Keepalive**: beds of more than %d hosts set kplay's `keepalive_interval: 10s` and `keepalive_count_max: 6` "+
+		"(a 60 s window for a host that sends nothing at all) in the inventory: at N=300 on 2 cores a live host's sshd has gone "+
+		"15 s, the default window, without CPU. Smaller beds keep the default (5 s × 3).\n", keepaliveBedMin)
 	b.WriteString("- **CPU**: controller CPU from `wait4` rusage (children included) plus the background ssh masters' `/proc/PID/stat` " +
 		"times; host CPU from the hosts' sshd listeners' own and reaped children's times (and what each host's init reaped), " +
 		"read before the run and after every per-connection sshd of the run has exited.\n")

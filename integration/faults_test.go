@@ -628,6 +628,73 @@ steps:
 	}
 }
 
+// TestFaultKeepaliveSettings: keepalive_interval and keepalive_count_max
+// set how long kplay waits for a host that sends nothing at all. A long
+// window keeps a connection whose sshd gets no CPU for longer than the
+// default 15 s (a frozen sshd, 22 s: the default gives it up within 20 s,
+// see TestFaultSSHDDies); a short one gives a frozen sshd up sooner.
+func TestFaultKeepaliveSettings(t *testing.T) {
+	b := testbed.Require(t, testbed.Options{Hosts: 1})
+	h := b.Hosts[0]
+	sshd := func(sig string) error {
+		_, err := h.Exec(context.Background(), "pkill", "-"+sig, "-x", "sshd")
+		return err
+	}
+	t.Cleanup(func() { _ = sshd("CONT") })
+	pb := writeFile(t, "pb.yaml", "hosts: all\nsteps:\n  - name: slow\n    timeout: 90s\n    shell: touch /tmp/slow; sleep 30; echo done\n")
+	withKeepalive := func(interval, count string) string {
+		inv := inventory(t, b, "", "")
+		data, err := os.ReadFile(inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.Replace(string(data), "defaults:\n", "defaults:\n  keepalive_interval: "+interval+"\n  keepalive_count_max: "+count+"\n", 1)
+		return writeFile(t, "inventory.yaml", s)
+	}
+	freeze := func(t *testing.T, inv string) (*bgRun, time.Time) {
+		_ = os.Remove(h.Path("/tmp/slow"))
+		bg := startKplay(t, nil, "run", pb, "-i", inv, "--output", "json", "--break-lock")
+		waitFor(t, 30*time.Second, "the slow step", func() bool { return exists(h.Path("/tmp/slow")) })
+		at := time.Now()
+		if err := sshd("STOP"); err != nil {
+			t.Fatal(err)
+		}
+		return bg, at
+	}
+	t.Run("long window keeps a stalled host", func(t *testing.T) {
+		bg, _ := freeze(t, withKeepalive("5s", "8"))
+		time.Sleep(22 * time.Second)
+		if err := sshd("CONT"); err != nil {
+			t.Fatal(err)
+		}
+		r := bg.wait(t, 90*time.Second)
+		if r.code != 0 {
+			t.Fatalf("exit %d, want 0: a 40 s keepalive window must outlast a 22 s stall\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		if s := decodeReport(t, r.stdout).host(t, h.Name).Status; s != "changed" {
+			t.Errorf("%s = %s, want changed", h.Name, s)
+		}
+	})
+	t.Run("short window gives up sooner", func(t *testing.T) {
+		bg, at := freeze(t, withKeepalive("1s", "2"))
+		r := bg.wait(t, 90*time.Second)
+		took := time.Since(at)
+		if err := sshd("CONT"); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = h.Exec(t.Context(), "pkill", "-f", "sleep 30")
+		if r.code != 1 {
+			t.Errorf("exit %d, want 1", r.code)
+		}
+		if took > 10*time.Second {
+			t.Errorf("the frozen host failed %s after the freeze; want within 10 s with a 2 s window", took.Round(time.Millisecond))
+		}
+		if hj := decodeReport(t, r.stdout).host(t, h.Name); hj.Status != "failed" || !strings.Contains(hj.Error, "no answer to 2 keepalives in 2s") {
+			t.Errorf("%s = %s %q; want failed after 2 keepalives in 2s", h.Name, hj.Status, hj.Error)
+		}
+	})
+}
+
 // hostSh runs a shell script inside h without SSH.
 func hostSh(t *testing.T, h *testbed.Host, script string) string {
 	t.Helper()

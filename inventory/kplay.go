@@ -31,6 +31,7 @@ var kplayConn = [][2]string{
 	{"key", "ansible_ssh_private_key_file"}, {"known_hosts", "kplay_known_hosts"},
 	{"become", "ansible_become"}, {"connect_timeout", "kplay_connect_timeout"},
 	{"proxy_jump", "kplay_proxy_jump"}, {"ssh_config", "kplay_ssh_config"},
+	{"keepalive_interval", "kplay_keepalive_interval"}, {"keepalive_count_max", "kplay_keepalive_count_max"},
 }
 
 type kplayConnSettings struct {
@@ -42,6 +43,9 @@ type kplayConnSettings struct {
 	ConnectTimeout *yamlx.Duration `yaml:"connect_timeout"`
 	ProxyJump      string          `yaml:"proxy_jump"`
 	SSHConfig      string          `yaml:"ssh_config"`
+	// Keepalive: like OpenSSH's ServerAliveInterval and ServerAliveCountMax.
+	KeepaliveInterval *yamlx.Duration `yaml:"keepalive_interval"`
+	KeepaliveCountMax any             `yaml:"keepalive_count_max"` // checked with the host (runner)
 }
 
 type kplayHost struct {

@@ -111,7 +111,9 @@ type Client struct {
 	dead    atomic.Value // error: why the connection was given up
 	shell   shellSlot    // the long-lived shell that runs commands without stdin (shell.go)
 	act     *activity    // when bytes last arrived, for the keepalive
-	ownPool *Pool        // closed with the client when cfg.Pool was nil
+	// keepalives counts the keepalive requests sent.
+	keepalives atomic.Uint64
+	ownPool    *Pool // closed with the client when cfg.Pool was nil
 }
 
 // Dial opens the SSH connection, through cfg.Jump's bastions if any (their
@@ -207,17 +209,28 @@ func (c *Client) chooseSudo(ctx context.Context) error {
 // when KeepaliveMax intervals pass with no answer and nothing else
 // arriving either, so that commands on a dead peer fail instead of hanging
 // (golang/go#19338), while a live but busy host that is still sending
-// output is not given up.
+// output is not given up. As OpenSSH's ServerAliveInterval, a keepalive is
+// sent only once KeepaliveInterval has passed with nothing received: bytes
+// arriving already show the peer alive, and each keepalive costs the
+// controller a packet out and one in. A dead peer is still found
+// KeepaliveInterval × (KeepaliveMax + 1) after its last bytes at most, as
+// with a keepalive every interval.
 func (c *Client) keepalive() {
-	t := time.NewTicker(c.cfg.KeepaliveInterval)
+	every := c.cfg.KeepaliveInterval
+	window := every * time.Duration(c.cfg.KeepaliveMax)
+	t := time.NewTimer(every)
 	defer t.Stop()
-	window := c.cfg.KeepaliveInterval * time.Duration(c.cfg.KeepaliveMax)
 	for {
 		select {
 		case <-c.done:
 			return
 		case <-t.C:
 		}
+		if quiet := c.act.since(); quiet < every {
+			t.Reset(every - quiet)
+			continue
+		}
+		c.keepalives.Add(1)
 		reply := make(chan error, 1)
 		go func() {
 			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
@@ -226,6 +239,7 @@ func (c *Client) keepalive() {
 		if !c.awaitKeepalive(reply, window) {
 			return
 		}
+		t.Reset(every)
 	}
 }
 

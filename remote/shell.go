@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,6 +60,67 @@ type shellSlot struct {
 	busy sync.Mutex // held while a command runs in the shell (TryLock: busy → own session)
 	sh   *hostShell // nil: not started (or discarded)
 	off  bool       // the shell could not be started: sessions only
+
+	asideMu sync.Mutex
+	aside   *asideCmd // queued by RunAside while busy: rides the next command
+}
+
+// asideCmd is a command queued by RunAside: line starts it in the
+// background; started is closed once line was written to the shell.
+type asideCmd struct {
+	line    string
+	started chan struct{}
+}
+
+// takeAside returns the queued aside command, if any, and unqueues it.
+func (s *shellSlot) takeAside() *asideCmd {
+	s.asideMu.Lock()
+	defer s.asideMu.Unlock()
+	a := s.aside
+	s.aside = nil
+	return a
+}
+
+// RunAside starts cmd, a short command whose output and exit status are
+// not wanted (the run lock's heartbeat), on the host without a session of
+// its own and without delaying any other command: in the background of the
+// connection's long-lived shell (tagged, stdin, stdout and stderr
+// /dev/null), written at once when the shell is idle, else written just
+// before the next command the shell runs, replacing a command queued
+// before. started is closed once cmd was handed to the shell; it stays
+// open when no command comes, or the shell is lost. ok is false, and
+// nothing is queued, when the connection has no usable shell (not started,
+// sessions only, or a become password): then use Run.
+func (c *Client) RunAside(cmd string) (started <-chan struct{}, ok bool) {
+	if c.cfg.Become && c.cfg.BecomePassword != "" || strings.IndexByte(cmd, 0) >= 0 {
+		return nil, false
+	}
+	tag := c.prefix + "." + strconv.FormatUint(c.seq.Add(1), 10)
+	a := &asideCmd{line: c.shellWrap(tag, cmd) + " </dev/null >/dev/null 2>&1 & ", started: make(chan struct{})}
+	if !c.shell.busy.TryLock() {
+		c.shell.asideMu.Lock()
+		c.shell.aside = a
+		c.shell.asideMu.Unlock()
+		if !c.shell.busy.TryLock() {
+			return a.started, true // the command running now, or the next, takes it
+		}
+		// The shell came free meanwhile: start it now, unless a command took it.
+		if a = c.shell.takeAside(); a == nil {
+			c.shell.busy.Unlock()
+			return nil, false
+		}
+	}
+	defer c.shell.busy.Unlock()
+	sh := c.shell.sh
+	if c.shell.off || sh == nil || sh.out.isTainted() || sh.err.isTainted() || isClosed(sh.exited) {
+		return nil, false
+	}
+	if _, err := io.WriteString(sh.stdin, a.line+"\n"); err != nil {
+		c.discardShell()
+		return nil, false
+	}
+	close(a.started)
+	return a.started, true
 }
 
 // runInShell runs cmd (tagged with tag, stdin /dev/null) in the
@@ -95,9 +157,18 @@ func (c *Client) runInShell(ctx context.Context, tag, cmd string) (stdout []byte
 	sh.out.expect(nonce, true, maxOutput)
 	sh.err.expect(nonce, false, 16<<10)
 	line := c.shellWrap(tag, cmd) + " </dev/null; printf '\\n%s %d\\n' " + nonce + " $?; printf '\\n%s\\n' " + nonce + " >&2\n"
+	aside := c.shell.takeAside()
+	if aside != nil {
+		// Started in the background just before the command: it writes
+		// nothing to the shell's output and the command does not wait for it.
+		line = aside.line + line
+	}
 	if _, werr := io.WriteString(sh.stdin, line); werr != nil {
 		c.discardShell()
 		return nil, "", 0, true, c.connErr("starting command", werr)
+	}
+	if aside != nil {
+		close(aside.started)
 	}
 	outDone, errDone := sh.out.done, sh.err.done
 wait:

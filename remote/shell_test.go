@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -218,4 +219,101 @@ func TestShellConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestShellAside starts commands with RunAside on a real host: at once when
+// the shell is idle, and with the next command when it is busy, without a
+// session of their own, without their output reaching any command's, and
+// without the next command waiting for them.
+func TestShellAside(t *testing.T) {
+	_, h, c := shellHost(t)
+	ctx := t.Context()
+	if _, err := c.Run(ctx, "true"); err != nil {
+		t.Fatal(err)
+	}
+	before := sessions(t, h)
+	waitFile := func(p string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, err := os.Stat(h.Path(p)); err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the aside command did not run", p)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	started, ok := c.RunAside("echo noise; echo noise >&2; touch /tmp/aside-idle")
+	if !ok || !isClosed(started) {
+		t.Fatalf("idle shell: RunAside = %v, started %v; want started at once", ok, isClosed(started))
+	}
+	waitFile("/tmp/aside-idle")
+	// Busy: the aside command waits for the next command, which does not
+	// wait for it.
+	slow := make(chan string, 1)
+	go func() {
+		out, err := c.Run(ctx, "sleep 0.5; echo slow")
+		slow <- fmt.Sprint(string(out), err)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	started, ok = c.RunAside("echo noise; echo noise >&2; sleep 2; touch /tmp/aside-busy")
+	if !ok || isClosed(started) {
+		t.Fatalf("busy shell: RunAside = %v, started %v; want queued", ok, isClosed(started))
+	}
+	if got := <-slow; got != "slow\n<nil>" {
+		t.Errorf("the running command: %q", got)
+	}
+	if isClosed(started) {
+		t.Error("the queued command started before any next command")
+	}
+	t0 := time.Now()
+	if out, err := c.Run(ctx, "echo next; echo warn >&2; exit 4"); string(out) != "next\n" || err == nil || strings.Contains(err.Error(), "noise") {
+		t.Errorf("next command: %q, %v", out, err)
+	}
+	if d := time.Since(t0); d > 1500*time.Millisecond {
+		t.Errorf("the next command took %v: it waited for the aside command", d)
+	}
+	if !isClosed(started) {
+		t.Error("the queued command was not started with the next command")
+	}
+	waitFile("/tmp/aside-busy")
+	if out, err := c.Run(ctx, "echo after"); string(out) != "after\n" || err != nil {
+		t.Errorf("after: %q, %v", out, err)
+	}
+	if n := sessions(t, h) - before; n != 0 {
+		t.Errorf("%d new sessions, want 0: aside commands and the next ones all went through the shell", n)
+	}
+}
+
+// TestKeepaliveOnlyWhenQuiet: as OpenSSH's ServerAliveInterval, a keepalive
+// goes out only after an interval with nothing received: none while a
+// command's output streams in, one per interval on an idle connection.
+func TestKeepaliveOnlyWhenQuiet(t *testing.T) {
+	b := testbed.Require(t, testbed.Options{Hosts: 1})
+	h := b.Hosts[0]
+	const every = 200 * time.Millisecond
+	c, err := Dial(t.Context(), Config{Name: h.Name, Address: h.Address, KeyPath: b.KeyPath, KnownHosts: b.KnownHostsPath, KeepaliveInterval: every, KeepaliveMax: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := c.keepalives.Load()
+	// 3 s of output, a line every 50 ms.
+	if _, err := c.Run(t.Context(), "i=0; while [ $i -lt 60 ]; do echo $i; sleep 0.05; i=$((i+1)); done"); err != nil {
+		t.Fatal(err)
+	}
+	busy := c.keepalives.Load() - start
+	time.Sleep(3 * time.Second)
+	idle := c.keepalives.Load() - start - busy
+	if busy > 2 {
+		t.Errorf("%d keepalives while output arrived for 3 s, want at most 2", busy)
+	}
+	if idle < 7 || idle > 16 {
+		t.Errorf("%d keepalives in 3 idle seconds, want about 15 (one per 200 ms)", idle)
+	}
+	if _, err := c.Run(t.Context(), "true"); err != nil {
+		t.Errorf("after the keepalives: %v", err)
+	}
 }

@@ -22,6 +22,34 @@ type connSetting struct {
 
 // connSettings are the connection variables kplay honours.
 func connSettings() []connSetting {
+	return append(baseConnSettings(), keepaliveSettings()...)
+}
+
+// keepaliveSettings are kplay's keepalive variables (keepalive_interval and
+// keepalive_count_max in its own inventories).
+func keepaliveSettings() []connSetting {
+	return []connSetting{
+		{[]string{"kplay_keepalive_interval"}, func(h *HostSpec, s string, _ inventory.Var) error {
+			d, err := yamlx.ParseDuration(s)
+			if err != nil || d < time.Second {
+				return fmt.Errorf("bad keepalive interval %q: want a duration of at least 1s, such as 10s", s)
+			}
+			h.KeepaliveInterval = d
+			return nil
+		}},
+		{[]string{"kplay_keepalive_count_max"}, func(h *HostSpec, s string, _ inventory.Var) error {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return fmt.Errorf("bad keepalive count %q: want a whole number of at least 1", s)
+			}
+			h.KeepaliveCountMax = n
+			return nil
+		}},
+	}
+}
+
+// baseConnSettings are the address, login and transport variables.
+func baseConnSettings() []connSetting {
 	return []connSetting{
 		{[]string{"ansible_host", "ansible_ssh_host"}, func(h *HostSpec, s string, _ inventory.Var) error {
 			h.Address = s

@@ -26,6 +26,13 @@ type HostSpec struct {
 	ProxyJump string
 	// SSHConfig is the OpenSSH client config file to read; "" means ~/.ssh/config.
 	SSHConfig string
+	// KeepaliveInterval is how often a keepalive is sent, and
+	// KeepaliveCountMax how many may go unanswered, with nothing else
+	// arriving either, before the connection is given up (OpenSSH's
+	// ServerAliveInterval and ServerAliveCountMax); 0 means ssh_config's
+	// value, else kplay's default (5s, 3).
+	KeepaliveInterval time.Duration
+	KeepaliveCountMax int
 	// Defaulted names the connection settings the inventory left unset and
 	// kplay filled with its defaults (port, user, known_hosts,
 	// connect_timeout): an ssh_config may set these, never the others.

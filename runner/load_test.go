@@ -24,6 +24,11 @@ func TestParseInventoryErrors(t *testing.T) {
 		{"non-scalar connection var", "hosts:\n  cp1: {}\nvars:\n  ansible_user: [1]\n", `inv.yaml:4: key "ansible_user": must be a single value (host cp1)`},
 		{"ansible unknown group key", "all:\n  hosts:\n    cp1:\n  hostz: {}\n", `inv.yaml:4: key "all.hostz": unknown key`},
 		{"ansible bad port", "all:\n  hosts:\n    cp1: {ansible_port: abc}\n", `inv.yaml:3: key "ansible_port": bad port "abc" (host cp1)`},
+		{"keepalive interval too short", "defaults:\n  keepalive_interval: 500ms\nhosts:\n  cp1: {}\n", `inv.yaml:2: key "kplay_keepalive_interval": bad keepalive interval "500ms"`},
+		{"keepalive interval not a duration", "hosts:\n  cp1: {}\n  cp2:\n    keepalive_interval: soon\n", `inv.yaml:4: key "hosts.cp2.keepalive_interval"`},
+		{"keepalive count zero", "hosts:\n  cp1:\n    keepalive_count_max: 0\n", `inv.yaml:3: key "kplay_keepalive_count_max": bad keepalive count "0"`},
+		{"keepalive count not a number", "hosts:\n  cp1: {keepalive_count_max: many}\n", `inv.yaml:2: key "kplay_keepalive_count_max": bad keepalive count "many"`},
+		{"ansible keepalive count", "all:\n  hosts:\n    cp1: {kplay_keepalive_count_max: -2}\n", `inv.yaml:3: key "kplay_keepalive_count_max": bad keepalive count "-2": want a whole number of at least 1 (host cp1)`},
 		{"cyclic group", "hosts:\n  cp1: {}\ngroups:\n  a: [b]\n  b: [a]\n", `includes itself`},
 	}
 	for _, tt := range tests {

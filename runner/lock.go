@@ -262,21 +262,55 @@ func acquireLock(ctx context.Context, c Conn, host string, opts LockOptions, sel
 	return nil, &LockError{Host: host, Dir: d, Err: errors.New("lock changed hands while clearing it")}
 }
 
-// heartbeat refreshes the lock's time stamp until release.
-func (l *hostLock) heartbeat(every time.Duration, runID string) {
+// asideRunner is a connection that can start a short command beside the
+// steps' commands without a session of its own (remote.Client.RunAside).
+type asideRunner interface {
+	RunAside(cmd string) (started <-chan struct{}, ok bool)
+}
+
+// heartbeat refreshes the lock's time stamp every interval until release.
+// A beat goes through the host's long-lived shell (RunAside): at once when
+// the shell is idle, else started in the background just before the next
+// command a step sends, so that beats cost no SSH session and never delay
+// a step's command. A beat that no command took by the next tick (a step
+// holding the shell longer than the interval) is sent with Run instead,
+// in a session of its own when the shell is still busy, bounded by the
+// interval. So the holder file is touched at least every 3 intervals (a
+// beat at the start of one interval, one queued in vain through the next,
+// a Run taking the whole third) while the host answers: 60 s with the
+// defaults, under the 90 s after which another controller may find the
+// lock stale. Beats are queued only when 3 intervals fit in staleAfter;
+// otherwise every beat uses Run, as every beat did before.
+func (l *hostLock) heartbeat(every, staleAfter time.Duration, runID string) {
 	l.stop, l.done = make(chan struct{}), make(chan struct{})
+	script := shellquote.Script(lockHeartbeatSh, l.dir, "run_id="+runID)
+	aside, _ := l.conn.(asideRunner)
+	if 3*every >= staleAfter {
+		aside = nil
+	}
 	go func() {
 		defer close(l.done)
 		t := time.NewTicker(every)
 		defer t.Stop()
+		var queued <-chan struct{} // a beat waiting for the shell
 		for {
 			select {
 			case <-l.stop:
 				return
+			case <-queued:
+				queued = nil // started on the host
+				continue
 			case <-t.C:
 			}
+			if aside != nil && queued == nil {
+				if ch, ok := aside.RunAside(script); ok {
+					queued = ch
+					continue
+				}
+			}
+			queued = nil
 			ctx, cancel := context.WithTimeout(context.Background(), every)
-			_, _ = l.conn.Run(ctx, shellquote.Script(lockHeartbeatSh, l.dir, "run_id="+runID))
+			_, _ = l.conn.Run(ctx, script)
 			cancel()
 		}
 	}()
@@ -386,7 +420,7 @@ func (r *run) lockHost(ctx context.Context, h *HostSpec, lo LockOptions, self Ho
 		r.hostErr(hr.err)
 		return h.Name, false
 	}
-	l.heartbeat(lo.Heartbeat, r.opts.RunID)
+	l.heartbeat(lo.Heartbeat, lo.StaleAfter, r.opts.RunID)
 	r.locks[h.Name] = l
 	return h.Name, true
 }

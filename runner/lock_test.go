@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -157,7 +158,7 @@ func TestLockHeartbeat(t *testing.T) {
 	if err := os.Chtimes(holder, old, old); err != nil {
 		t.Fatal(err)
 	}
-	l.heartbeat(50*time.Millisecond, "run-a")
+	l.heartbeat(50*time.Millisecond, 90*time.Second, "run-a")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st, err := os.Stat(holder)
@@ -174,5 +175,65 @@ func TestLockHeartbeat(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("lock left after release: %v", err)
+	}
+}
+
+// asideConn counts how beats reach the host: RunAside calls, and Run calls
+// (a session when the shell is busy). take says whether a queued beat is
+// started at once (an idle shell) or never (a step holding the shell).
+type asideConn struct {
+	fakeConn
+	take  bool
+	mu    sync.Mutex
+	aside int
+	runs  int
+}
+
+func (c *asideConn) RunAside(cmd string) (<-chan struct{}, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.aside++
+	ch := make(chan struct{})
+	if c.take {
+		close(ch)
+	}
+	return ch, true
+}
+
+func (c *asideConn) Run(ctx context.Context, cmd string) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.runs++
+	return nil, nil
+}
+
+func (c *asideConn) counts() (aside, runs int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.aside, c.runs
+}
+
+// TestLockHeartbeatAside: beats go through RunAside; one that no command
+// takes by the next tick is sent with Run, and the next is queued again;
+// when 3 intervals do not fit in StaleAfter every beat uses Run.
+func TestLockHeartbeatAside(t *testing.T) {
+	const every = 40 * time.Millisecond
+	beat := func(c *asideConn, stale time.Duration) (aside, runs int) {
+		l := &hostLock{conn: c, dir: "/nonexistent"}
+		l.heartbeat(every, stale, "run-a")
+		time.Sleep(10*every + every/2)
+		close(l.stop)
+		<-l.done
+		return c.counts()
+	}
+	if a, r := beat(&asideConn{take: true}, 90*time.Second); a < 5 || r != 0 {
+		t.Errorf("idle shell: %d beats aside, %d with Run; want all aside", a, r)
+	}
+	// Never taken: queued, then Run at the next tick, then queued again.
+	if a, r := beat(&asideConn{take: false}, 90*time.Second); a < 3 || r < 3 || a-r < -1 || a-r > 1 {
+		t.Errorf("busy shell: %d beats aside, %d with Run; want them alternating", a, r)
+	}
+	if a, r := beat(&asideConn{take: true}, 3*every); a != 0 || r < 5 {
+		t.Errorf("StaleAfter of 3 intervals: %d beats aside, %d with Run; want all with Run", a, r)
 	}
 }

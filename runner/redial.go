@@ -59,6 +59,15 @@ func (c *redialConn) DialContext(ctx context.Context, network, addr string) (net
 	return c.conn().DialContext(ctx, network, addr)
 }
 
+// RunAside starts a short command beside the steps' commands on the current
+// connection, when that connection can (see asideRunner).
+func (c *redialConn) RunAside(cmd string) (<-chan struct{}, bool) {
+	if a, ok := c.conn().(asideRunner); ok {
+		return a.RunAside(cmd)
+	}
+	return nil, false
+}
+
 // Close closes the current connection.
 func (c *redialConn) Close() error { return c.conn().Close() }
 

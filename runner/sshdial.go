@@ -110,6 +110,7 @@ func resolveSSH(h *HostSpec, f *sshconfig.File, o SSHOptions) (remote.Config, er
 	cfg := remote.Config{
 		Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, KeyPath: h.Key,
 		KnownHosts: h.KnownHosts, ConnectTimeout: h.ConnectTimeout, Become: h.Become,
+		KeepaliveInterval: h.KeepaliveInterval, KeepaliveMax: h.KeepaliveCountMax,
 		BecomePassword: o.BecomePassword, AcceptNewHostKeys: o.AcceptNew, KeepNewHostKeys: !o.DryRun,
 		IdentityFiles: sc.IdentityFiles, IdentitiesOnly: sc.IdentitiesOnly, CertificateFiles: sc.CertificateFiles,
 	}
@@ -162,6 +163,12 @@ func applySSHConfig(cfg *remote.Config, sc sshconfig.Host, defaulted []string, a
 	}
 	if sc.ConnectTimeout > 0 && unset("connect_timeout") {
 		cfg.ConnectTimeout = sc.ConnectTimeout
+	}
+	if sc.ServerAliveInterval > 0 && cfg.KeepaliveInterval == 0 {
+		cfg.KeepaliveInterval = sc.ServerAliveInterval
+	}
+	if sc.ServerAliveCountMax > 0 && cfg.KeepaliveMax == 0 {
+		cfg.KeepaliveMax = sc.ServerAliveCountMax
 	}
 	if len(sc.KnownHostsFiles) > 0 && unset("known_hosts") {
 		cfg.KnownHosts = sc.KnownHostsFiles[0]

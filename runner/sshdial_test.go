@@ -121,3 +121,46 @@ Host b2
 		}
 	}
 }
+
+// TestKeepaliveSettings: the inventory's keepalive keys (kplay's format and
+// the kplay_* variables in Ansible's), then ssh_config's ServerAliveInterval
+// and ServerAliveCountMax, then remote's defaults (zero here).
+func TestKeepaliveSettings(t *testing.T) {
+	inv, err := ParseInventory("inv.yaml", []byte("defaults: {keepalive_interval: 10s, keepalive_count_max: 6}\nhosts:\n  cp1: {}\n  cp2: {keepalive_interval: 1m}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ini, err := ParseInventory("hosts", []byte("cp3 kplay_keepalive_count_max=4\ncp4\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(p, []byte("Host cp3 cp4\n  ServerAliveInterval 7\n  ServerAliveCountMax 9\nHost *\n  ServerAliveInterval 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := sshconfig.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		h        *HostSpec
+		interval time.Duration
+		count    int
+	}{
+		{inv.Host("cp1"), 10 * time.Second, 6},
+		{inv.Host("cp2"), time.Minute, 6},
+		{ini.Host("cp3"), 7 * time.Second, 4},
+		{ini.Host("cp4"), 7 * time.Second, 9},
+	} {
+		c, err := resolveSSH(tt.h, f, SSHOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.KeepaliveInterval != tt.interval || c.KeepaliveMax != tt.count {
+			t.Errorf("%s: keepalive %v × %d, want %v × %d", tt.h.Name, c.KeepaliveInterval, c.KeepaliveMax, tt.interval, tt.count)
+		}
+	}
+	if c, _ := resolveSSH(&HostSpec{Name: "db", Address: "db"}, f, SSHOptions{}); c.KeepaliveInterval != 0 || c.KeepaliveMax != 0 {
+		t.Errorf("db: keepalive %v × %d, want unset (ServerAliveInterval 0 leaves kplay's default)", c.KeepaliveInterval, c.KeepaliveMax)
+	}
+}

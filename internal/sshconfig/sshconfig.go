@@ -92,6 +92,10 @@ type Host struct {
 	ConnectTimeout time.Duration
 	// StrictHostKeyChecking is yes, no, ask, accept-new, off, or "".
 	StrictHostKeyChecking string
+	// ServerAliveInterval and ServerAliveCountMax set the keepalive; 0 is
+	// unset (OpenSSH's ServerAliveInterval 0, no keepalives, leaves kplay's).
+	ServerAliveInterval time.Duration
+	ServerAliveCountMax int
 }
 
 // Lookup returns the settings for alias, first match winning per key as
@@ -128,6 +132,10 @@ func (f *File) Lookup(alias string) Host {
 	if s, err := strconv.Atoi(get("ConnectTimeout")); err == nil {
 		h.ConnectTimeout = time.Duration(s) * time.Second
 	}
+	if s, err := strconv.Atoi(get("ServerAliveInterval")); err == nil {
+		h.ServerAliveInterval = time.Duration(s) * time.Second
+	}
+	h.ServerAliveCountMax, _ = strconv.Atoi(get("ServerAliveCountMax"))
 	for _, p := range strings.Fields(get("UserKnownHostsFile")) {
 		h.KnownHostsFiles = append(h.KnownHostsFiles, f.expand(p, alias))
 	}
@@ -157,6 +165,10 @@ func badValue(key, v string) string {
 	case "port":
 		if p, err := strconv.Atoi(v); err != nil || p < 1 || p > 65535 {
 			return fmt.Sprintf("%q is not a port", v)
+		}
+	case "serveraliveinterval", "serveralivecountmax":
+		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+			return fmt.Sprintf("%q is not a whole number", v)
 		}
 	case "connecttimeout":
 		if s, err := strconv.Atoi(v); err != nil || s < 0 {
