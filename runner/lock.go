@@ -131,20 +131,10 @@ func procStart(pid int) string {
 	return f[19]
 }
 
-// holderValue makes a value safe for the key=value holder file.
-func holderValue(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
-}
-
 // encode formats the holder file.
 func (h Holder) encode() string {
 	return fmt.Sprintf("run_id=%s\nplaybook=%s\ncontroller=%s\nmachine_id=%s\npid=%d\npid_start=%s\nuser=%s\nstarted=%s\n",
-		holderValue(h.RunID), holderValue(h.Playbook), holderValue(h.Controller), holderValue(h.MachineID), h.PID, holderValue(h.PIDStart), holderValue(h.User), h.Started.UTC().Format(time.RFC3339))
+		shellquote.Printable(h.RunID), shellquote.Printable(h.Playbook), shellquote.Printable(h.Controller), shellquote.Printable(h.MachineID), h.PID, shellquote.Printable(h.PIDStart), shellquote.Printable(h.User), h.Started.UTC().Format(time.RFC3339))
 }
 
 // decodeHolder parses the holder file.

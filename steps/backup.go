@@ -160,7 +160,7 @@ func backupScript(kubeDir, root, dir string, plan bool, keep int) string {
 // needs, quoted, in front of scripts/restore.sh. Operators run it by hand,
 // so it takes no arguments.
 func restoreScript(kubeDir, dir string) string {
-	return "#!/bin/sh\n# kplay: restore " + oneLine(kubeDir) + " (pki, *.conf, manifests) from the backup in " + oneLine(dir) + ".\n" +
+	return "#!/bin/sh\n# kplay: restore " + shellquote.Printable(kubeDir) + " (pki, *.conf, manifests) from the backup in " + shellquote.Printable(dir) + ".\n" +
 		"kd=" + shellquote.Quote(kubeDir) + "; b=" + shellquote.Quote(dir) + "\n" + treeLibSh + restoreSh
 }
 
@@ -249,15 +249,4 @@ func prunedNote(pruned, keep int) string {
 		return ""
 	}
 	return fmt.Sprintf("; removed %d older backup(s), keeping the newest %d", pruned, keep)
-}
-
-// oneLine makes s safe for a shell comment: a newline in a path must not
-// end the comment and become code.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
 }

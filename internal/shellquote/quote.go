@@ -37,3 +37,16 @@ func QuoteAll(words ...string) string {
 func Script(src string, args ...string) string {
 	return "sh -c " + Quote(src) + " " + QuoteAll(append([]string{"sh"}, args...)...)
 }
+
+// Printable returns s with every control character (newline, tab, escape,
+// DEL, ...) replaced by '?': safe inside a shell comment, where a newline
+// would end the comment and start code, and in a key=value line, where it
+// would start another key.
+func Printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}

@@ -64,3 +64,20 @@ func TestQuoteAll(t *testing.T) {
 		t.Errorf("sh saw %q for QuoteAll(%q)", got, words)
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{"/etc/kubernetes", "/etc/kubernetes"},
+		{"a\nrm -rf /", "a?rm -rf /"},
+		{"tab\there", "tab?here"},
+		{"esc\x1b[31m", "esc?[31m"},
+		{"del\x7f", "del?"},
+		{"ünïcode ok", "ünïcode ok"},
+		{"run_id=x\nuser=root", "run_id=x?user=root"},
+	} {
+		if got := Printable(c.in); got != c.want {
+			t.Errorf("Printable(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
