@@ -53,8 +53,10 @@ type bastion struct {
 	err    error
 }
 
-// loadedKey is a private key file read once: its signer, or why not.
+// loadedKey is a private key file read once: its signer, or why not;
+// done is closed once they are set.
 type loadedKey struct {
+	done   chan struct{}
 	signer ssh.Signer
 	err    error
 }
