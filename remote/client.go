@@ -203,58 +203,14 @@ func (c *Client) chooseSudo(ctx context.Context) error {
 	return nil
 }
 
-// keepalive sends keepalive@openssh.com requests and closes the connection
-// when KeepaliveMax intervals pass with no answer and nothing else
-// arriving either, so that commands on a dead peer fail instead of hanging
-// (golang/go#19338), while a live but busy host that is still sending
-// output is not given up.
+// keepalive closes the connection, marked dead, when keepalives show the
+// peer is gone (keepaliveLoop), so that commands on a dead peer fail
+// instead of hanging (golang/go#19338).
 func (c *Client) keepalive() {
-	t := time.NewTicker(c.cfg.KeepaliveInterval)
-	defer t.Stop()
-	window := c.cfg.KeepaliveInterval * time.Duration(c.cfg.KeepaliveMax)
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		reply := make(chan error, 1)
-		go func() {
-			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
-			reply <- err
-		}()
-		if !c.awaitKeepalive(reply, window) {
-			return
-		}
-	}
-}
-
-// awaitKeepalive waits for a keepalive's answer. It returns false, with
-// the connection closed and marked dead, when the answer is an error, or
-// when window passes with nothing at all arriving on the connection.
-func (c *Client) awaitKeepalive(reply <-chan error, window time.Duration) bool {
-	wait := time.NewTimer(window)
-	defer wait.Stop()
-	for {
-		select {
-		case err := <-reply:
-			if err != nil {
-				c.dead.Store(fmt.Errorf("connection lost: %w", err))
-				c.Close()
-				return false
-			}
-			return true
-		case <-wait.C:
-			if quiet := c.act.since(); quiet < window {
-				wait.Reset(window - quiet) // data still arrives: alive, only slow
-				continue
-			}
-			c.dead.Store(fmt.Errorf("connection lost: no answer to %d keepalives in %s, and nothing else arrived", c.cfg.KeepaliveMax, window))
-			c.Close()
-			return false
-		case <-c.done:
-			return false
-		}
+	err := keepaliveLoop(c.client.Client, c.act, c.cfg.KeepaliveInterval, c.cfg.KeepaliveMax, c.done)
+	if err != nil {
+		c.dead.Store(fmt.Errorf("connection lost: %w", err))
+		c.Close()
 	}
 }
 
