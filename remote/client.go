@@ -59,7 +59,11 @@ type Config struct {
 	// keys); nil means a private one, closed with the client.
 	Pool *Pool
 	// KnownHosts is the known_hosts file; defaults to ~/.ssh/known_hosts.
+	// Keys trusted on first use are recorded in it.
 	KnownHosts string
+	// MoreKnownHosts are more known_hosts files (ssh_config's
+	// UserKnownHostsFile after the first), read to verify, never written.
+	MoreKnownHosts []string
 	// AcceptNewHostKeys trusts the key of a host never seen before (never a
 	// changed one), and records it in KnownHosts when KeepNewHostKeys.
 	AcceptNewHostKeys bool

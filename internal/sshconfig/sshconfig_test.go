@@ -49,7 +49,7 @@ func TestLookup(t *testing.T) {
 			KnownHostsFiles: []string{home + "/kh1", "/kh2"}, CertificateFiles: []string{home + "/.ssh/a-cert.pub"}, ConnectTimeout: 7 * time.Second}},
 		{"db", Host{User: "ops", IdentityFiles: []string{"/k/b"}, IdentitiesOnly: true, ProxyJump: "none", KnownHostsFiles: []string{home + "/kh1", "/kh2"}, ConnectTimeout: 7 * time.Second}},
 	} {
-		got := f.Lookup(tt.alias)
+		got := f.Lookup(Query{Host: tt.alias, DefaultUser: "root"})
 		if g, w := fmtHost(got), fmtHost(tt.want); g != w {
 			t.Errorf("%s:\n got %s\nwant %s", tt.alias, g, w)
 		}
