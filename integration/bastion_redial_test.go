@@ -23,7 +23,11 @@ func dialAll(ctx context.Context, t *testing.T, s *runner.SSH, inv *runner.Inven
 	for i, n := range names {
 		wg.Go(func() {
 			c, err := s.Dialer()(ctx, inv.Host(n))
-			if err == nil {
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			{
 				var out []byte
 				out, err = c.Run(ctx, "hostname")
 				if err == nil && strings.TrimSpace(string(out)) != n {
