@@ -25,13 +25,14 @@ func load(t *testing.T, conf string) (*File, string) {
 	return f, p
 }
 
-// TestMatch: Match blocks apply to exactly the hosts OpenSSH applies them
-// to: host (the HostName so far), originalhost, user (the user so far),
-// localuser, all, negation, comma lists with negated entries, several
-// criteria together; Host lines with negated patterns.
+// TestMatch: the Match forms kplay supports (all, host PATTERN) apply to
+// exactly the hosts they name, read by kevinburke/ssh_config: Match host
+// against the name looked up (even when a HostName is set), globs,
+// negated patterns, first value winning across Host and Match blocks, a
+// Match block in an included file.
 func TestMatch(t *testing.T) {
-	me, err := user.Current()
-	if err != nil {
+	inc := filepath.Join(t.TempDir(), "inc.conf")
+	if err := os.WriteFile(inc, []byte("Match host inc*\n  Port 2020\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
@@ -39,33 +40,23 @@ func TestMatch(t *testing.T) {
 		q          Query
 		wantPort   int
 	}{
-		{"match host, by alias", "Match host web*\n  Port 2001\n", Query{Host: "web1"}, 2001},
-		{"match host, other host", "Match host web*\n  Port 2001\n", Query{Host: "db1"}, 0},
-		{"match host sees HostName set before", "Host w\n  HostName web9.example\nMatch host web*.example\n  Port 2002\n", Query{Host: "w"}, 2002},
-		{"match host sees the caller's HostName", "Match host 10.0.0.*\n  Port 2003\n", Query{Host: "cp1", HostName: "10.0.0.5"}, 2003},
-		{"match originalhost ignores HostName", "Host w\n  HostName web9\nMatch originalhost web*\n  Port 2004\n", Query{Host: "w"}, 0},
-		{"match originalhost", "Match originalhost w\n  Port 2004\n", Query{Host: "w"}, 2004},
-		{"comma list", "Match host a,b,c\n  Port 2005\n", Query{Host: "b"}, 2005},
-		{"comma list, negated entry", "Match host *,!b\n  Port 2006\n", Query{Host: "b"}, 0},
-		{"comma list, negated entry, other host", "Match host *,!b\n  Port 2006\n", Query{Host: "a"}, 2006},
-		{"negated criterion", "Match !host b\n  Port 2007\n", Query{Host: "a"}, 2007},
-		{"negated criterion, excluded", "Match !host b\n  Port 2007\n", Query{Host: "b"}, 0},
-		{"criteria are anded", "Match host a user ops\n  Port 2008\n", Query{Host: "a", DefaultUser: "root"}, 0},
-		{"criteria are anded, both hold", "Match host a user ops\n  Port 2008\n", Query{Host: "a", User: "ops"}, 2008},
-		{"user set before", "Host a\n  User ops\nMatch user ops\n  Port 2009\n", Query{Host: "a", DefaultUser: "root"}, 2009},
-		{"caller's user beats the file's", "Host a\n  User ops\nMatch user ops\n  Port 2009\n", Query{Host: "a", User: "root"}, 0},
-		{"default user", "Match user root\n  Port 2010\n", Query{Host: "a", DefaultUser: "root"}, 2010},
-		{"localuser", "Match localuser " + me.Username + "\n  Port 2011\n", Query{Host: "a"}, 2011},
-		{"localuser, someone else", "Match localuser nobody-" + me.Username + "\n  Port 2011\n", Query{Host: "a"}, 0},
-		{"match all", "Match all\n  Port 2012\n", Query{Host: "a"}, 2012},
-		{"first value wins across blocks", "Match all\n  Port 2013\nHost a\n  Port 2014\n", Query{Host: "a"}, 2013},
-		{"block ends at the next Host", "Match host a\nHost b\n  Port 2015\n", Query{Host: "a"}, 0},
-		{"host negated pattern", "Host * !a\n  Port 2016\n", Query{Host: "a"}, 0},
-		{"host negated pattern, other", "Host * !a\n  Port 2016\n", Query{Host: "b"}, 2016},
-		{"? is exactly one character", "Host web?\n  Port 2017\n", Query{Host: "web"}, 0},
-		{"? matches one character", "Host web?\n  Port 2017\n", Query{Host: "web1"}, 2017},
-		{"match host is case-insensitive", "Match host WEB1\n  Port 2018\n", Query{Host: "web1"}, 2018},
-		{"key=value and quotes", "Host=\"a\"\n  Port=2019\n", Query{Host: "a"}, 2019},
+		{"match host", "Match host web1\n  Port 2001\n", Query{Host: "web1"}, 2001},
+		{"match host, other host", "Match host web1\n  Port 2001\n", Query{Host: "db1"}, 0},
+		{"match host, glob", "Match host web*\n  Port 2002\n", Query{Host: "web17"}, 2002},
+		{"match host, glob, other host", "Match host web*\n  Port 2002\n", Query{Host: "db17"}, 0},
+		{"match host is the name looked up, not the caller's HostName", "Match host cp1\n  Port 2003\n", Query{Host: "cp1", HostName: "10.0.0.5"}, 2003},
+		{"match host is the name looked up, not the file's HostName", "Host cp1\n  HostName 10.0.0.5\nMatch host 10.0.0.*\n  Port 2004\n", Query{Host: "cp1"}, 0},
+		{"match host, only a negated pattern matches nothing", "Match host !b\n  Port 2005\n", Query{Host: "a"}, 0},
+		{"match all", "Match all\n  Port 2006\n", Query{Host: "a"}, 2006},
+		{"Match and host in any case", "MATCH Host a\n  Port 2007\n", Query{Host: "a"}, 2007},
+		{"first value wins across blocks", "Match all\n  Port 2008\nHost a\n  Port 2009\n", Query{Host: "a"}, 2008},
+		{"a Host block before wins", "Host a\n  Port 2009\nMatch host a\n  Port 2008\n", Query{Host: "a"}, 2009},
+		{"block ends at the next Host", "Match host a\nHost b\n  Port 2010\n", Query{Host: "a"}, 0},
+		{"host negated pattern", "Host * !a\n  Port 2011\n", Query{Host: "a"}, 0},
+		{"host negated pattern, other", "Host * !a\n  Port 2011\n", Query{Host: "b"}, 2011},
+		{"key=value", "Host=a\n  Port=2012\n", Query{Host: "a"}, 2012},
+		{"match host in an included file", "Include " + inc + "\n", Query{Host: "inc1"}, 2020},
+		{"match host in an included file, other host", "Include " + inc + "\n", Query{Host: "web1"}, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f, _ := load(t, tt.conf)
@@ -76,18 +67,32 @@ func TestMatch(t *testing.T) {
 	}
 }
 
-// TestLoadRefuses: what kplay cannot evaluate or does not support is an
-// error naming the file, the line and the key or criterion.
+// TestLoadRefuses: what the parser refuses (Match exec, criteria other
+// than all and host), what it would misread (a comma list or several
+// criteria after Match, quotes in patterns, an upper-case Match host
+// pattern), and what kplay does not support, is an error naming the
+// file, the line and the reason.
 func TestLoadRefuses(t *testing.T) {
 	for _, tt := range []struct{ conf, want string }{
-		{"Host a\nMatch exec \"test -f /x\"\n  User ops\n", `:2: Match: criterion "exec" is not supported`},
-		{"Match canonical host a\n", `:1: Match: criterion "canonical" is not supported`},
-		{"Match final\n", `:1: Match: criterion "final" is not supported`},
-		{"Match localnetwork 10.0.0.0/8\n", `:1: Match: criterion "localnetwork" is not supported`},
-		{"Match tagged x\n", `:1: Match: criterion "tagged" is not supported`},
-		{"Match host a bogus b\n", `:1: Match: criterion "bogus" is not supported`},
-		{"Match host\n", `:1: Match: criterion "host" needs a pattern list`},
-		{"Match all host a\n", `:1: Match: 'all' cannot be combined`},
+		{"Host a\nMatch exec \"test -f /x\"\n  User ops\n", `:2: Match Exec is not supported (kplay supports only`},
+		{"Match canonical host a\n", `:1: unsupported Match criterion "canonical"`},
+		{"Match final\n", `:1: unsupported Match criterion "final"`},
+		{"Match localnetwork 10.0.0.0/8\n", `:1: unsupported Match criterion "localnetwork"`},
+		{"Match tagged x\n", `:1: unsupported Match criterion "tagged"`},
+		{"Host a\n\nMatch user ops\n", `:3: unsupported Match criterion "user"`},
+		{"Match originalhost a\n", `:1: unsupported Match criterion "originalhost"`},
+		{"Match localuser me\n", `:1: unsupported Match criterion "localuser"`},
+		{"Match !host a\n", `:1: unsupported Match criterion "!host"`},
+		{"Match host\n", `:1: Match Host requires at least one pattern`},
+		{"Host x\n  Port 22\nMatch host a,b\n  Port 2\n", `:3: Match: "host a,b": a comma-separated pattern list`},
+		{"Match host *,!b\n", `:1: Match: "host *,!b": a comma-separated pattern list`},
+		{"Match host a user ops\n", `:1: Match: "host a user ops": more than one criterion`},
+		{"Match host a b\n", `:1: Match: "host a b": more than one criterion`},
+		{"  match = host a exec true # x\n", `:1: Match: "host a exec true ": more than one criterion`},
+		{"Match all host a\n", `:1: Match: "all host a": more than one criterion`},
+		{"Match host \"a\"\n", `:1: Match: "host \"a\"": quoted patterns are not supported`},
+		{"Match host WEB1\n", `:1: Match: "host WEB1": an upper-case pattern`},
+		{"Host \"a\"\n", `:1: Host: "\"a\"": quoted patterns are not supported`},
 		{"Host a\n  IdentityFile ~/.ssh/%h-%x\n", `:2: IdentityFile: "~/.ssh/%h-%x": unknown token %x`},
 		{"Host a\n  CertificateFile /c/%T\n", `:2: CertificateFile: "/c/%T": unknown token %T`},
 		{"Host a\n\n  UserKnownHostsFile /k/ok /k/%f\n", `:3: UserKnownHostsFile: "/k/%f": unknown token %f`},
@@ -96,10 +101,11 @@ func TestLoadRefuses(t *testing.T) {
 		{"Host a\n  HostName %p.example\n", `:2: HostName: "%p.example": unknown token %p`},
 		{"Host a\n  ProxyJump %r@b\n", `:2: ProxyJump: "%r@b": kplay does not expand tokens`},
 		{"Host a\n  UserKnownHostsFile none\n", `:2: UserKnownHostsFile: none is not supported`},
+		{"Host a\n  UserKnownHostsFile \"/k/a b\"\n", `:2: UserKnownHostsFile: "/k/a b": quoted paths are not supported`},
 		{"Host a\n  IdentityFile ~bob/.ssh/id\n", `:2: IdentityFile: "~bob/.ssh/id": ~user is not supported`},
 		{"Host a\n  User ops root\n", `:2: User: one value expected, got 2`},
-		{"Host a\n  User \"ops\n", `:2: User: unterminated quote`},
-		{"Host a\n  User\n", `:2: User: no argument after the keyword`},
+		{"Host a\n  User \"ops\n", `:2: User: "\"ops": quotes must enclose the whole value`},
+		{"Host a\n  User\n", `:2: User: no value`},
 	} {
 		p := filepath.Join(t.TempDir(), "config")
 		if err := os.WriteFile(p, []byte(tt.conf), 0o600); err != nil {
@@ -150,7 +156,8 @@ func TestTokens(t *testing.T) {
 
 // TestInclude: an Include's blocks apply where it stands; one inside a
 // block that does not apply contributes nothing; its own Host lines end
-// with its file; relative names are in ~/.ssh; errors name the included file.
+// with its file; what is refused in an included file is reported with
+// that file's name and line; an Include loop is an error.
 func TestInclude(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
@@ -159,9 +166,10 @@ func TestInclude(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(os.MkdirAll(filepath.Join(home, ".ssh", "conf.d"), 0o700))
-	must(os.WriteFile(filepath.Join(home, ".ssh", "conf.d", "a.conf"), []byte("Port 2100\nHost x\n  User fromx\n"), 0o600))
-	must(os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte("Host b\n  Include conf.d/*.conf\n  User fromb\nHost *\n  User star\n"), 0o600))
+	confd := filepath.Join(home, ".ssh", "conf.d")
+	must(os.MkdirAll(confd, 0o700))
+	must(os.WriteFile(filepath.Join(confd, "a.conf"), []byte("Port 2100\nHost x\n  User fromx\n"), 0o600))
+	must(os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte("Host b\n  Include "+confd+"/*.conf\n  User fromb\nHost *\n  User star\n"), 0o600))
 	f, err := Load("")
 	must(err)
 	for _, tt := range []struct {
@@ -176,13 +184,16 @@ func TestInclude(t *testing.T) {
 			t.Errorf("%s: %s, want %s", tt.host, got, tt.want)
 		}
 	}
-	bad := filepath.Join(home, ".ssh", "conf.d", "b.conf")
-	must(os.WriteFile(bad, []byte("\nMatch exec true\n"), 0o600))
-	if _, err := Load(""); err == nil || !strings.Contains(err.Error(), bad+`:2: Match: criterion "exec"`) {
-		t.Errorf("a Match exec in an included file: %v", err)
-	}
-	must(os.WriteFile(bad, []byte("Include conf.d/b.conf\n"), 0o600))
-	if _, err := Load(""); err == nil || !strings.Contains(err.Error(), "nested Includes") {
-		t.Errorf("an Include loop: %v", err)
+	bad := filepath.Join(confd, "b.conf")
+	for _, tt := range []struct{ conf, want string }{
+		{"\nMatch exec true\n", bad + ":2: Match Exec is not supported"},
+		{"\n\nMatch host a,b\n", bad + `:3: Match: "host a,b": a comma-separated pattern list`},
+		{"Host a\n  Port none\n", bad + `:2: Port: "none" is not a port`},
+		{"Include " + bad + "\n", bad + ":1: Include: Includes nested more than 5 deep (a loop?)"},
+	} {
+		must(os.WriteFile(bad, []byte(tt.conf), 0o600))
+		if _, err := Load(""); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q in an included file: %v, want %q", tt.conf, err, tt.want)
+		}
 	}
 }
