@@ -24,14 +24,15 @@ func keyFingerprint(t *testing.T, key string) string {
 
 // TestBastionSSHConfig: everything about the bastion comes from an
 // OpenSSH client config that uses Match, tokens and several
-// UserKnownHostsFiles, checked on real sshds. The bastion, named by a
-// `Match host` block's ProxyJump, has its own HostName, User (kplay),
+// UserKnownHostsFiles, checked on real sshds. The bastion, named by
+// `Match host` blocks' ProxyJump, has its own HostName, User (kplay),
 // Port (2222) and IdentityFile (a key only the bastion's kplay accepts,
 // its path built from %r, %h and %p); its host key is known only from its
-// second UserKnownHostsFile. A Match block whose user does not match
-// would break everything if it applied. New host keys are recorded in the
-// first UserKnownHostsFile only. Then a bastion reached through another
-// bastion (the hop's own ProxyJump) works too.
+// second UserKnownHostsFile. A `Match host` block for another name would
+// break everything if it applied. New host keys are recorded in the first
+// UserKnownHostsFile only. Then a bastion reached through another bastion
+// (the hop's own ProxyJump) works too, and a Match line the parser would
+// misread is refused (exit 2) before any host is contacted.
 func TestBastionSSHConfig(t *testing.T) {
 	b := testbed.Require(t, testbed.Options{Hosts: 3})
 	cps, bastion := b.Hosts[:2], b.Hosts[2]
@@ -74,15 +75,18 @@ func TestBastionSSHConfig(t *testing.T) {
   IdentityFile %[2]s/bastion_%%r@%%h_%%p
   IdentitiesOnly yes
   UserKnownHostsFile %[2]s/bastion_first_kh %[3]s
-Match host %[4]s,%[5]s user nobody
+Match host %[4]s.invalid
   Port 1
   ProxyJump none
-Match host %[4]s,%[5]s
+Match host %[4]s
   ProxyJump jump
-Match !originalhost jump
+Match host %[5]s
+  ProxyJump jump
+Host * !jump
   IdentityFile %[2]s/id_%%r
   IdentitiesOnly yes
   UserKnownHostsFile %[6]s %[7]s
+Match all
   ConnectTimeout 20
 `, bastion.Address, dir, bastionSecond, cps[0].Address, cps[1].Address, hostsFirst, hostsSecond)
 	cfg := writeFile(t, "ssh_config", conf)
@@ -128,7 +132,7 @@ Match !originalhost jump
 
 	t.Run("bastion with its own ProxyJump", func(t *testing.T) {
 		// cp1 through cp2, which is reached through the bastion.
-		chain := strings.Replace(conf, "Match host "+cps[0].Address+","+cps[1].Address+"\n  ProxyJump jump\n",
+		chain := strings.Replace(conf, "Match host "+cps[0].Address+"\n  ProxyJump jump\n",
 			"Host "+cps[0].Address+"\n  ProxyJump inner\nHost inner\n  HostName "+cps[1].Address+"\n  ProxyJump jump\n", 1)
 		s, err := runner.NewSSH(&runner.Plan{Hosts: inv.Hosts[:1]}, runner.SSHOptions{ConfigFile: writeFile(t, "ssh_config", chain)})
 		must(t, err)
@@ -144,6 +148,24 @@ Match !originalhost jump
 		}
 		if n := sshdLines(t, cps[1], "Accepted publickey for root from "+bastion.Address) - cp2From; n != 1 {
 			t.Errorf("cp2 saw %d logins from the bastion, want 1 (as the inner hop)", n)
+		}
+	})
+
+	t.Run("a Match line the parser would misread", func(t *testing.T) {
+		// Read as one literal pattern "a,b", this block would apply to
+		// nothing, and kplay would go on through the bastion.
+		bad := conf + "Match host " + cps[0].Address + "," + cps[1].Address + "\n  Port 1\n"
+		line := strings.Count(conf, "\n") + 1
+		cfg := writeFile(t, "ssh_config", bad)
+		invFile := writeFile(t, "inventory.yaml", fmt.Sprintf("hosts:\n  cp1: {address: %s}\n  cp2: {address: %s}\ngroups:\n  control_plane: [cp1, cp2]\n",
+			cps[0].Address, cps[1].Address))
+		before := sshdLines(t, bastion, "Connection from")
+		r := run(t, []string{"SSH_AUTH_SOCK="}, "check", "-i", invFile, "-F", cfg, "--within", "1d")
+		if want := fmt.Sprintf("%s:%d: key \"Match\":", cfg, line); r.code != 2 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "comma-separated") {
+			t.Errorf("exit %d, stderr %q: want exit 2 and %q about a comma-separated pattern list", r.code, r.stderr, want)
+		}
+		if n := sshdLines(t, bastion, "Connection from") - before; n != 0 {
+			t.Errorf("%d connections to the bastion, want none: the file is refused before any host is contacted", n)
 		}
 	})
 }
