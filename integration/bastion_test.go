@@ -95,22 +95,7 @@ func TestBastion(t *testing.T) {
 	t.Run("changed bastion key", func(t *testing.T) {
 		kh, err := os.ReadFile(b.KnownHostsPath)
 		must(t, err)
-		other := writeFile(t, "other_key", "")
-		os.Remove(other)
-		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other).CombinedOutput(); err != nil {
-			t.Fatalf("ssh-keygen: %v %s", err, out)
-		}
-		pub, err := os.ReadFile(other + ".pub")
-		must(t, err)
-		var lines []string
-		for _, l := range strings.Split(strings.TrimSpace(string(kh)), "\n") {
-			if strings.HasPrefix(l, bastion.Address+" ") {
-				f := strings.Fields(string(pub))
-				l = bastion.Address + " " + f[0] + " " + f[1]
-			}
-			lines = append(lines, l)
-		}
-		tampered := writeFile(t, "known_hosts", strings.Join(lines, "\n")+"\n")
+		tampered := writeFile(t, "known_hosts", tamperKey(t, string(kh), bastion.Address))
 		cfg := writeFile(t, "ssh_config", bastionConfig(bastion, cps, b.KeyPath, tampered))
 		r := run(t, env, "check", "-i", inv, "-F", cfg, "--within", "1d", "--accept-new-host-keys")
 		if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "HOST KEY CHANGED for "+bastion.Address+":22") {
@@ -120,6 +105,24 @@ func TestBastion(t *testing.T) {
 	t.Run("passphrase key in an agent", func(t *testing.T) { testAgentKey(t, b, inv, home) })
 	t.Run("user certificate", func(t *testing.T) { testUserCert(t, b, inv, home) })
 	t.Run("passphrase typed on the terminal", func(t *testing.T) { testTTYPrompt(t, b, inv, home) })
+}
+
+// tamperKey returns known_hosts content kh with addr's key replaced by a
+// new one: the host's key as if it had changed.
+func tamperKey(t *testing.T, kh, addr string) string {
+	t.Helper()
+	other := keygen(t, t.TempDir(), "other_key", "")
+	pub, err := os.ReadFile(other + ".pub")
+	must(t, err)
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(kh), "\n") {
+		if strings.HasPrefix(l, addr+" ") {
+			f := strings.Fields(string(pub))
+			l = addr + " " + f[0] + " " + f[1]
+		}
+		lines = append(lines, l)
+	}
+	return strings.Join(lines, "\n") + "\n"
 }
 
 // keygen makes an ed25519 key pair at dir/name with passphrase pass.

@@ -142,12 +142,18 @@ func (p *Pool) identity(path string, held func(ssh.PublicKey) ssh.Signer) (ssh.S
 }
 
 // loadKey reads a private key once per pool, asking for its passphrase
-// when it is encrypted.
+// when it is encrypted. Hosts that need the same key at once wait for the
+// first one's load: one prompt and one decryption per key file per run.
 func (p *Pool) loadKey(path string) (ssh.Signer, error) {
 	p.mu.Lock()
 	lk, ok := p.keys[path]
+	if !ok {
+		lk = &loadedKey{done: make(chan struct{})}
+		p.keys[path] = lk
+	}
 	p.mu.Unlock()
 	if ok {
+		<-lk.done
 		return lk.signer, lk.err
 	}
 	// Loading may prompt: not under p.mu, which the bastions need.
@@ -158,9 +164,8 @@ func (p *Pool) loadKey(path string) (ssh.Signer, error) {
 	} else if err != nil {
 		err = fmt.Errorf("private key %s: %w", path, err)
 	}
-	p.mu.Lock()
-	p.keys[path] = &loadedKey{signer: s, err: err}
-	p.mu.Unlock()
+	lk.signer, lk.err = s, err
+	close(lk.done)
 	return s, err
 }
 

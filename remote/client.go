@@ -59,7 +59,11 @@ type Config struct {
 	// keys); nil means a private one, closed with the client.
 	Pool *Pool
 	// KnownHosts is the known_hosts file; defaults to ~/.ssh/known_hosts.
+	// Keys trusted on first use are recorded in it.
 	KnownHosts string
+	// MoreKnownHosts are more known_hosts files (ssh_config's
+	// UserKnownHostsFile after the first), read to verify, never written.
+	MoreKnownHosts []string
 	// AcceptNewHostKeys trusts the key of a host never seen before (never a
 	// changed one), and records it in KnownHosts when KeepNewHostKeys.
 	AcceptNewHostKeys bool
@@ -205,70 +209,14 @@ func (c *Client) chooseSudo(ctx context.Context) error {
 	return nil
 }
 
-// keepalive sends keepalive@openssh.com requests and closes the connection
-// when KeepaliveMax intervals pass with no answer and nothing else
-// arriving either, so that commands on a dead peer fail instead of hanging
-// (golang/go#19338), while a live but busy host that is still sending
-// output is not given up. As OpenSSH's ServerAliveInterval, a keepalive is
-// sent only once KeepaliveInterval has passed with nothing received: bytes
-// arriving already show the peer alive, and each keepalive costs the
-// controller a packet out and one in. A dead peer is still found
-// KeepaliveInterval × (KeepaliveMax + 1) after its last bytes at most, as
-// with a keepalive every interval.
+// keepalive closes the connection, marked dead, when keepalives show the
+// peer is gone (keepaliveLoop), so that commands on a dead peer fail
+// instead of hanging (golang/go#19338).
 func (c *Client) keepalive() {
-	every := c.cfg.KeepaliveInterval
-	window := every * time.Duration(c.cfg.KeepaliveMax)
-	t := time.NewTimer(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		if quiet := c.act.since(); quiet < every {
-			t.Reset(every - quiet)
-			continue
-		}
-		c.keepalives.Add(1)
-		reply := make(chan error, 1)
-		go func() {
-			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
-			reply <- err
-		}()
-		if !c.awaitKeepalive(reply, window) {
-			return
-		}
-		t.Reset(every)
-	}
-}
-
-// awaitKeepalive waits for a keepalive's answer. It returns false, with
-// the connection closed and marked dead, when the answer is an error, or
-// when window passes with nothing at all arriving on the connection.
-func (c *Client) awaitKeepalive(reply <-chan error, window time.Duration) bool {
-	wait := time.NewTimer(window)
-	defer wait.Stop()
-	for {
-		select {
-		case err := <-reply:
-			if err != nil {
-				c.dead.Store(fmt.Errorf("connection lost: %w", err))
-				c.Close()
-				return false
-			}
-			return true
-		case <-wait.C:
-			if quiet := c.act.since(); quiet < window {
-				wait.Reset(window - quiet) // data still arrives: alive, only slow
-				continue
-			}
-			c.dead.Store(fmt.Errorf("connection lost: no answer to %d keepalives in %s, and nothing else arrived", c.cfg.KeepaliveMax, window))
-			c.Close()
-			return false
-		case <-c.done:
-			return false
-		}
+	err := keepaliveLoop(c.client.Client, c.act, c.cfg.KeepaliveInterval, c.cfg.KeepaliveMax, c.done, &c.keepalives)
+	if err != nil {
+		c.dead.Store(fmt.Errorf("connection lost: %w", err))
+		c.Close()
 	}
 }
 

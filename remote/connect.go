@@ -63,32 +63,32 @@ func (cfg Config) withDefaults() Config {
 }
 
 // clientConfig builds the SSH client config: the key auth, and host key
-// verification against known_hosts with the host key algorithms it lists.
+// verification against the known_hosts files with the host key
+// algorithms they list.
 func clientConfig(cfg Config, hostport string) (*ssh.ClientConfig, error) {
-	kh, err := ExpandHome(cfg.KnownHosts)
+	k, err := knownHostsOf(cfg)
 	if err != nil {
 		return nil, &ConnectError{Host: cfg.Name, Phase: "known_hosts", Err: err}
 	}
-	mu := cfg.KnownHostsMu
-	if mu == nil {
-		mu = &sync.Mutex{}
-	}
-	k := knownHosts{path: kh, cache: cfg.Pool.knownHostsCache(), acceptNew: cfg.AcceptNewHostKeys, keepNew: cfg.KeepNewHostKeys, mu: mu}
-
 	auth, err := cfg.Pool.authMethods(cfg)
 	if err != nil {
 		return nil, &ConnectError{Host: cfg.Name, Phase: "auth", Err: err}
 	}
-	if _, err := os.Stat(kh); err != nil && !(cfg.AcceptNewHostKeys && errors.Is(err, fs.ErrNotExist)) {
-		return nil, &ConnectError{Host: cfg.Name, Phase: "known_hosts", Err: fmt.Errorf("known_hosts %s: %w (host keys are always verified)", kh, err)}
+	files, err := k.existing()
+	if err != nil {
+		return nil, &ConnectError{Host: cfg.Name, Phase: "known_hosts", Err: err}
+	}
+	if len(files) == 0 && !cfg.AcceptNewHostKeys {
+		return nil, &ConnectError{Host: cfg.Name, Phase: "known_hosts", Err: fmt.Errorf("known_hosts %s: %w (host keys are always verified)",
+			strings.Join(append([]string{k.path}, k.more...), ", "), fs.ErrNotExist)}
 	}
 	var algos []string
 	var cb ssh.HostKeyCallback
-	if _, err := os.Stat(kh); err == nil {
-		if algos, err = k.algorithms(hostport); err != nil {
+	if len(files) > 0 {
+		if algos, err = k.algorithms(files, hostport); err != nil {
 			return nil, &ConnectError{Host: cfg.Name, Phase: "known_hosts", Err: err}
 		}
-		if cb, err = k.callback(); err != nil {
+		if cb, err = k.callback(files); err != nil {
 			return nil, &ConnectError{Host: cfg.Name, Phase: "known_hosts", Err: err}
 		}
 	} else {
@@ -107,6 +107,27 @@ func clientConfig(cfg Config, hostport string) (*ssh.ClientConfig, error) {
 		HostKeyAlgorithms: algos,
 		Timeout:           cfg.ConnectTimeout,
 	}, nil
+}
+
+// knownHostsOf is cfg's host key verification: its files, ~ expanded.
+func knownHostsOf(cfg Config) (knownHosts, error) {
+	kh, err := ExpandHome(cfg.KnownHosts)
+	if err != nil {
+		return knownHosts{}, err
+	}
+	var more []string
+	for _, p := range cfg.MoreKnownHosts {
+		e, err := ExpandHome(p)
+		if err != nil {
+			return knownHosts{}, err
+		}
+		more = append(more, e)
+	}
+	mu := cfg.KnownHostsMu
+	if mu == nil {
+		mu = &sync.Mutex{}
+	}
+	return knownHosts{path: kh, more: more, cache: cfg.Pool.knownHostsCache(), acceptNew: cfg.AcceptNewHostKeys, keepNew: cfg.KeepNewHostKeys, mu: mu}, nil
 }
 
 // handshake connects (over TCP, or a channel of via) and runs the SSH

@@ -4,11 +4,13 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,8 +26,11 @@ type HostKeyError struct {
 	// Changed is true when known_hosts holds a different key for this host:
 	// the connection may be intercepted.
 	Changed bool
-	// KnownHosts is the file that was consulted.
+	// KnownHosts is the file that holds the changed key, or, for an
+	// unknown key, the file to add it to.
 	KnownHosts string
+	// AlsoSearched are the other known_hosts files that were read.
+	AlsoSearched []string
 	// Fingerprint is the SHA256 fingerprint of the key the host offered.
 	Fingerprint string
 	// Err is the underlying knownhosts error.
@@ -45,47 +50,96 @@ func (e *HostKeyError) Error() string {
 			"(ssh-keygen -R %s -f %s) and add the new one (%s >> %s)",
 			e.Host, e.Fingerprint, e.KnownHosts, shellquote.Quote(knownhosts.Normalize(e.Host)), shellquote.Quote(e.KnownHosts), scan, shellquote.Quote(e.KnownHosts))
 	}
+	searched := e.KnownHosts
+	if len(e.AlsoSearched) > 0 {
+		searched += " (nor in " + strings.Join(e.AlsoSearched, ", ") + ")"
+	}
 	return fmt.Sprintf("unknown host key for %s (offered %s): not in %s; verify the fingerprint and add it with: %s >> %s"+
 		" (or pass --accept-new-host-keys to trust on first use)",
-		e.Host, e.Fingerprint, e.KnownHosts, scan, shellquote.Quote(e.KnownHosts))
+		e.Host, e.Fingerprint, searched, scan, shellquote.Quote(e.KnownHosts))
 }
 
 // Unwrap returns the knownhosts error.
 func (e *HostKeyError) Unwrap() error { return e.Err }
 
-// knownHosts verifies host keys against one known_hosts file, optionally
-// recording keys of hosts it has never seen (trust on first use).
+// knownHosts verifies host keys against known_hosts files, as OpenSSH
+// does with several UserKnownHostsFiles: a key in any file is accepted; a
+// host known with other keys only is refused as changed; keys of hosts
+// never seen are recorded (trust on first use) in the first file.
 type knownHosts struct {
-	path      string
+	path      string   // the first file: keys trusted on first use go here
+	more      []string // the other files, read only
 	cache     *khCache // the run's parsed known_hosts files (nil: parse each time)
 	acceptNew bool
 	keepNew   bool        // record accepted keys (false: trust for this run only)
 	mu        *sync.Mutex // serialises appends to the file across hosts of one run
 }
 
-// callback returns the host key callback, reloading the file so keys accepted
-// by other hosts of this run are seen.
-func (k knownHosts) callback() (ssh.HostKeyCallback, error) {
-	cb, err := k.cache.load(k.path)
+// existing returns the files that exist; a file that cannot be looked at
+// for another reason is an error.
+func (k knownHosts) existing() ([]string, error) {
+	var out []string
+	for _, p := range append([]string{k.path}, k.more...) {
+		if _, err := os.Stat(p); err == nil {
+			out = append(out, p)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("known_hosts %s: %w", p, err)
+		}
+	}
+	return out, nil
+}
+
+// fileCallback is one known_hosts file's host key callback.
+type fileCallback struct {
+	path string
+	cb   ssh.HostKeyCallback
+}
+
+// load parses files (through the run's cache).
+func (k knownHosts) load(files []string) ([]fileCallback, error) {
+	var out []fileCallback
+	for _, p := range files {
+		cb, err := k.cache.load(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading known_hosts %s: %w", p, err)
+		}
+		out = append(out, fileCallback{p, cb})
+	}
+	return out, nil
+}
+
+// callback returns the host key callback over files (those that exist),
+// reloaded when they changed so keys accepted by other hosts of this run
+// are seen. A revoked key in any file is refused even if another lists it.
+func (k knownHosts) callback(files []string) (ssh.HostKeyCallback, error) {
+	cbs, err := k.load(files)
 	if err != nil {
-		return nil, fmt.Errorf("reading known_hosts %s: %w", k.path, err)
+		return nil, err
 	}
 	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		err := cb(hostname, remote, key)
-		if err == nil {
+		fp := ssh.FingerprintSHA256(key)
+		ok := false
+		var changed *HostKeyError
+		for _, f := range cbs {
+			err := f.cb(hostname, remote, key)
+			var ke *knownhosts.KeyError
+			switch {
+			case err == nil:
+				ok = true
+			case !errors.As(err, &ke):
+				return &HostKeyError{Host: hostname, KnownHosts: f.path, Fingerprint: fp, Err: err} // revoked
+			case len(ke.Want) > 0 && changed == nil:
+				changed = &HostKeyError{Host: hostname, Changed: true, KnownHosts: f.path, Fingerprint: fp, Err: err}
+			}
+		}
+		switch {
+		case ok:
 			return nil
-		}
-		var ke *knownhosts.KeyError
-		if !errors.As(err, &ke) {
-			return &HostKeyError{Host: hostname, KnownHosts: k.path, Fingerprint: ssh.FingerprintSHA256(key), Err: err}
-		}
-		if len(ke.Want) > 0 {
-			return &HostKeyError{Host: hostname, Changed: true, KnownHosts: k.path, Fingerprint: ssh.FingerprintSHA256(key), Err: err}
-		}
-		if !k.acceptNew {
-			return &HostKeyError{Host: hostname, KnownHosts: k.path, Fingerprint: ssh.FingerprintSHA256(key), Err: err}
-		}
-		if !k.keepNew {
+		case changed != nil:
+			return changed
+		case !k.acceptNew:
+			return &HostKeyError{Host: hostname, KnownHosts: k.path, AlsoSearched: k.more, Fingerprint: fp, Err: &knownhosts.KeyError{}}
+		case !k.keepNew:
 			return nil // trusted for this connection only: a dry run writes nothing
 		}
 		return k.append(hostname, key)
@@ -151,15 +205,15 @@ func (c *khCache) load(path string) (ssh.HostKeyCallback, error) {
 }
 
 // algorithms returns the host key algorithms to offer for hostport: those of
-// the keys known_hosts holds for it, so that a host that also has other key
-// types does not fail with a false mismatch (golang/go#29286). It returns nil
-// when known_hosts knows no key for the host.
-func (k knownHosts) algorithms(hostport string) ([]string, error) {
-	cb, err := k.cache.load(k.path)
+// the keys files hold for it, so that a host that also has other key
+// types does not fail with a false mismatch (golang/go#29286). It returns
+// nil when no file knows a key for the host.
+func (k knownHosts) algorithms(files []string, hostport string) ([]string, error) {
+	cbs, err := k.load(files)
 	if err != nil {
-		return nil, fmt.Errorf("reading known_hosts %s: %w", k.path, err)
+		return nil, err
 	}
-	// Probe with a throwaway key: the KeyError lists the keys the file holds.
+	// Probe with a throwaway key: the KeyError lists the keys a file holds.
 	pub, _, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		return nil, err
@@ -171,15 +225,20 @@ func (k knownHosts) algorithms(hostport string) ([]string, error) {
 	host, port, _ := net.SplitHostPort(hostport)
 	p, _ := strconv.Atoi(port)
 	addr := &net.TCPAddr{IP: net.ParseIP(host), Port: p}
-	var ke *knownhosts.KeyError
-	if err := cb(hostport, addr, probe); !errors.As(err, &ke) || len(ke.Want) == 0 {
-		return nil, nil
-	}
 	set := map[string]bool{}
-	for _, w := range ke.Want {
-		for _, a := range algorithmsFor(w.Key.Type()) {
-			set[a] = true
+	for _, f := range cbs {
+		var ke *knownhosts.KeyError
+		if err := f.cb(hostport, addr, probe); !errors.As(err, &ke) {
+			continue
 		}
+		for _, w := range ke.Want {
+			for _, a := range algorithmsFor(w.Key.Type()) {
+				set[a] = true
+			}
+		}
+	}
+	if len(set) == 0 {
+		return nil, nil
 	}
 	out := make([]string, 0, len(set))
 	for a := range set {

@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -29,6 +30,8 @@ type Pool struct {
 	agentErr error
 	agentOK  bool
 	closers  []func() error
+	dialled  int     // bastion connections made
+	closed   bool    // Close was called
 	hostKeys khCache // known_hosts files, parsed once for every host of the run
 }
 
@@ -46,28 +49,44 @@ func (p *Pool) knownHostsCache() *khCache {
 }
 
 // bastion is one shared connection to the last hop of a chain; ready is
-// closed once client or err is set.
+// closed once client or err is set, gone once the connection has ended
+// (closed, dropped, or its keepalives unanswered).
 type bastion struct {
 	ready  chan struct{}
+	gone   chan struct{}
 	client *ssh.Client
 	err    error
 }
 
-// loadedKey is a private key file read once: its signer, or why not.
+// lost reports whether the bastion's connection has ended.
+func (b *bastion) lost() bool {
+	select {
+	case <-b.gone:
+		return true
+	default:
+		return false
+	}
+}
+
+// loadedKey is a private key file read once: its signer, or why not;
+// done is closed once they are set.
 type loadedKey struct {
+	done   chan struct{}
 	signer ssh.Signer
 	err    error
 }
 
-// Close closes the bastion connections and the agent connection.
+// Close closes the bastion connections and the agent connection; no
+// bastion is dialled after it.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closed = true
 	var errs []error
 	for k, b := range p.bastions {
 		select {
 		case <-b.ready:
-			if b.client != nil {
+			if b.client != nil && !b.lost() {
 				errs = append(errs, b.client.Close())
 			}
 		default:
@@ -81,21 +100,12 @@ func (p *Pool) Close() error {
 	return errors.Join(errs...)
 }
 
-// Bastions returns how many bastion connections the pool has made.
+// Bastions returns how many bastion connections the pool has made (a
+// bastion dialled again after its connection was lost counts twice).
 func (p *Pool) Bastions() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := 0
-	for _, b := range p.bastions {
-		select {
-		case <-b.ready:
-			if b.client != nil {
-				n++
-			}
-		default:
-		}
-	}
-	return n
+	return p.dialled
 }
 
 // chainKey names a chain of hops: user@host:port of each, in order.
@@ -109,44 +119,81 @@ func chainKey(chain []Config) string {
 }
 
 // via returns the SSH connection to the last hop of chain, opening it (and
-// the hops before it) once for the whole run; concurrent callers wait for
-// the one that dials. A failure is kept, so a dead bastion is dialled once,
-// unless it was the caller's context that ended.
+// the hops before it) once for every host behind it; concurrent callers
+// wait for the one that dials and share its connection or its error. A
+// failure is not kept, and a connection that was lost is dialled again by
+// the next caller (once, shared again), so a later dial, such as a host's
+// reconnect, tries the bastion anew. Every hop's host key is verified on
+// every dial.
 func (p *Pool) via(ctx context.Context, chain []Config) (*ssh.Client, error) {
 	if len(chain) == 0 {
 		return nil, nil
 	}
 	key := chainKey(chain)
-	p.mu.Lock()
-	b, ok := p.bastions[key]
-	if ok {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("%s: the run's connections are closed", key)
+		}
+		b, ok := p.bastions[key]
+		if !ok || b.lost() {
+			b = &bastion{ready: make(chan struct{}), gone: make(chan struct{})}
+			p.bastions[key] = b
+			p.mu.Unlock()
+			return p.dialBastion(ctx, key, chain, b)
+		}
 		p.mu.Unlock()
 		select {
 		case <-b.ready:
-			return b.client, b.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+		if b.err != nil || !b.lost() {
+			return b.client, b.err
+		}
+		// Lost since it was opened: the next turn dials it again.
 	}
-	b = &bastion{ready: make(chan struct{})}
-	p.bastions[key] = b
-	p.mu.Unlock()
+}
 
+// dialBastion opens b, the connection to chain's last hop, over the
+// connection to the hops before it, and watches it: once it ends, it is
+// dropped from the pool. A failed dial is dropped at once.
+func (p *Pool) dialBastion(ctx context.Context, key string, chain []Config, b *bastion) (*ssh.Client, error) {
+	hop := chain[len(chain)-1].withDefaults()
+	hop.Jump, hop.Pool = nil, p
 	prev, err := p.via(ctx, chain[:len(chain)-1])
+	var act activity
 	if err == nil {
-		hop := chain[len(chain)-1].withDefaults()
-		hop.Jump, hop.Pool = nil, p
-		b.client, err = connect(ctx, hop, prev, nil) // its errors name the hop
-
+		b.client, err = connect(ctx, hop, prev, &act) // its errors name the hop
 	}
-	b.err = err
-	if err != nil && ctx.Err() != nil {
+	forget := func() {
 		p.mu.Lock()
-		delete(p.bastions, key) // the next caller tries again
+		if p.bastions[key] == b {
+			delete(p.bastions, key)
+		}
 		p.mu.Unlock()
 	}
+	if err != nil {
+		b.err = err
+		forget()
+		close(b.ready)
+		return nil, err
+	}
+	p.mu.Lock()
+	p.dialled++
+	p.mu.Unlock()
+	go func() {
+		_ = keepaliveLoop(b.client, &act, hop.KeepaliveInterval, hop.KeepaliveMax, b.gone, nil)
+		_ = b.client.Close() // no answer: the connection is taken for lost
+	}()
+	go func() {
+		_ = b.client.Wait()
+		forget()
+		close(b.gone)
+	}()
 	close(b.ready)
-	return b.client, b.err
+	return b.client, nil
 }
 
 // agentClient returns the SSH agent of SSH_AUTH_SOCK, connected once, or nil.

@@ -104,9 +104,19 @@ func (s *SSH) Close() error { return s.pool.Close() }
 // resolveSSH merges one host's settings: the inventory first, then its
 // ssh config for what the inventory left unset, then kplay's defaults
 // (which remote fills). StrictHostKeyChecking yes only ever turns
-// AcceptNew off.
+// AcceptNew off. The bastions are resolved through the ssh config too.
 func resolveSSH(h *HostSpec, f *sshconfig.File, o SSHOptions) (remote.Config, error) {
-	sc := f.Lookup(h.Address)
+	q := sshconfig.Query{Host: h.Address, DefaultUser: defaultUser}
+	if !slices.Contains(h.Defaulted, "user") {
+		q.User = h.User
+	}
+	if !slices.Contains(h.Defaulted, "port") {
+		q.Port = h.Port
+	}
+	if h.Address != h.Name {
+		q.HostName = h.Address // set in the inventory: ssh_config's HostName does not apply
+	}
+	sc := f.Lookup(q)
 	cfg := remote.Config{
 		Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, KeyPath: h.Key,
 		KnownHosts: h.KnownHosts, ConnectTimeout: h.ConnectTimeout, Become: h.Become,
@@ -119,26 +129,69 @@ func resolveSSH(h *HostSpec, f *sshconfig.File, o SSHOptions) (remote.Config, er
 	if jump == "" {
 		jump = sc.ProxyJump
 	}
-	hops, err := parseJump(jump)
+	hops, err := resolveJump(jump, f, cfg, []string{h.Address})
 	if err != nil {
 		return remote.Config{}, err
 	}
-	for _, hop := range hops {
-		hc := f.Lookup(hop.Address)
-		def := []string{"known_hosts", "connect_timeout"}
-		if hop.User == "" {
-			def = append(def, "user")
-		}
-		if hop.Port == 0 {
-			def = append(def, "port")
-		}
-		hop.KnownHosts, hop.ConnectTimeout, hop.AcceptNewHostKeys, hop.KeepNewHostKeys = cfg.KnownHosts, cfg.ConnectTimeout, cfg.AcceptNewHostKeys, cfg.KeepNewHostKeys
-		hop.IdentityFiles = append(slices.Clone(hc.IdentityFiles), identityOf(h.Key)...)
-		hop.IdentitiesOnly, hop.CertificateFiles = hc.IdentitiesOnly, hc.CertificateFiles
-		applySSHConfig(&hop, hc, def, true)
-		cfg.Jump = append(cfg.Jump, hop)
-	}
+	cfg.Jump = hops
 	return cfg, nil
+}
+
+// defaultUser is the remote user when nothing sets one (remote's default).
+const defaultUser = "root"
+
+// maxJumpDepth bounds how deep bastions' own ProxyJumps may nest.
+const maxJumpDepth = 8
+
+// resolveJump turns a ProxyJump value into the hops to go through, first
+// hop first, each resolved through the ssh config as ssh does (HostName,
+// User, Port, IdentityFile, UserKnownHostsFile, ...; the value's user@ and
+// :port win). As with ssh -J a,b, the first hop's own ProxyJump is
+// followed (a chain before it); the later hops are reached through the
+// earlier ones. path is the hosts whose ProxyJump led here: meeting one
+// again is a loop, and an error. base gives the hops the target's
+// known_hosts, timeouts, host key policy and inventory key.
+func resolveJump(spec string, f *sshconfig.File, base remote.Config, path []string) ([]remote.Config, error) {
+	hops, err := parseJump(spec)
+	if err != nil {
+		return nil, err
+	}
+	var out []remote.Config
+	for i, hop := range hops {
+		if slices.Contains(path, hop.Address) {
+			return nil, fmt.Errorf("ProxyJump loop: %s", strings.Join(append(slices.Clone(path), hop.Address), " -> "))
+		}
+		if len(path) > maxJumpDepth {
+			return nil, fmt.Errorf("ProxyJump chain deeper than %d: %s", maxJumpDepth, strings.Join(path, " -> "))
+		}
+		hc := f.Lookup(sshconfig.Query{Host: hop.Address, User: hop.User, Port: hop.Port, DefaultUser: defaultUser})
+		if i == 0 && hc.ProxyJump != "" {
+			before, err := resolveJump(hc.ProxyJump, f, base, append(slices.Clone(path), hop.Address))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, before...)
+		}
+		out = append(out, resolveHop(hop, hc, base))
+	}
+	return out, nil
+}
+
+// resolveHop fills one hop from its ssh config settings and the target's.
+func resolveHop(hop remote.Config, hc sshconfig.Host, base remote.Config) remote.Config {
+	def := []string{"known_hosts", "connect_timeout"}
+	if hop.User == "" {
+		def = append(def, "user")
+	}
+	if hop.Port == 0 {
+		def = append(def, "port")
+	}
+	hop.KnownHosts, hop.MoreKnownHosts = base.KnownHosts, base.MoreKnownHosts
+	hop.ConnectTimeout, hop.AcceptNewHostKeys, hop.KeepNewHostKeys = base.ConnectTimeout, base.AcceptNewHostKeys, base.KeepNewHostKeys
+	hop.IdentityFiles = append(slices.Clone(hc.IdentityFiles), identityOf(base.KeyPath)...)
+	hop.IdentitiesOnly, hop.CertificateFiles = hc.IdentitiesOnly, hc.CertificateFiles
+	applySSHConfig(&hop, hc, def, true)
+	return hop
 }
 
 // identityOf is the inventory key as a list.
@@ -171,7 +224,7 @@ func applySSHConfig(cfg *remote.Config, sc sshconfig.Host, defaulted []string, a
 		cfg.KeepaliveMax = sc.ServerAliveCountMax
 	}
 	if len(sc.KnownHostsFiles) > 0 && unset("known_hosts") {
-		cfg.KnownHosts = sc.KnownHostsFiles[0]
+		cfg.KnownHosts, cfg.MoreKnownHosts = sc.KnownHostsFiles[0], sc.KnownHostsFiles[1:]
 	}
 	if sc.StrictHostKeyChecking == "yes" {
 		cfg.AcceptNewHostKeys = false // stricter only: nothing ever loosens checking

@@ -122,6 +122,77 @@ Host b2
 	}
 }
 
+// TestResolveJumpChain: a bastion named by ProxyJump is resolved through
+// ssh_config like any host (HostName, User, Port, IdentityFile, its
+// UserKnownHostsFiles), its own ProxyJump puts a chain before it (only the
+// first hop's, as with ssh -J a,b), the value's user@ and :port win, and a
+// ProxyJump loop is an error naming it.
+func TestResolveJumpChain(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "config")
+	conf := `Host cp*
+  ProxyJump inner
+Host inner
+  HostName 10.0.0.2
+  User innerops
+  Port 2202
+  IdentityFile /k/inner
+  UserKnownHostsFile /kh/inner1 /kh/inner2
+  ProxyJump outer
+Host outer
+  HostName outer.example
+  User outerops
+  Port 2201
+  IdentityFile /k/outer
+  ProxyJump none
+Host db*
+  ProxyJump x@inner:2999,outer
+Host loop1
+  ProxyJump loop2
+Host loop2
+  ProxyJump loop3
+Host loop3
+  ProxyJump loop1
+Host self
+  ProxyJump self
+`
+	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := sshconfig.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"port", "user", "known_hosts", "connect_timeout"}
+	for _, tt := range []struct {
+		host, want, err string
+	}{
+		{host: "cp1", want: "outerops@outer.example:2201 keys=/k/outer,/inv/key kh=/inv/kh+ | innerops@10.0.0.2:2202 keys=/k/inner,/inv/key kh=/kh/inner1+/kh/inner2"},
+		{host: "db1", want: "outerops@outer.example:2201 keys=/k/outer,/inv/key kh=/inv/kh+ | x@10.0.0.2:2999 keys=/k/inner,/inv/key kh=/kh/inner1+/kh/inner2 | outerops@outer.example:2201 keys=/k/outer,/inv/key kh=/inv/kh+"},
+		{host: "loop1", err: "ProxyJump loop: loop1 -> loop2 -> loop3 -> loop1"},
+		{host: "self", err: "ProxyJump loop: self -> self"},
+	} {
+		h := &HostSpec{Name: tt.host, Address: tt.host, Port: 22, User: "root", Key: "/inv/key", KnownHosts: "/inv/kh", ConnectTimeout: 10 * time.Second, Defaulted: all}
+		c, err := resolveSSH(h, f, SSHOptions{})
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%s: err %v, want %q", tt.host, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tt.host, err)
+		}
+		var hops []string
+		for _, j := range c.Jump {
+			hops = append(hops, j.User+"@"+j.Address+":"+strconv.Itoa(j.Port)+" keys="+strings.Join(j.IdentityFiles, ",")+
+				" kh="+j.KnownHosts+"+"+strings.Join(j.MoreKnownHosts, "+"))
+		}
+		if got := strings.Join(hops, " | "); got != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.host, got, tt.want)
+		}
+	}
+}
+
 // TestKeepaliveSettings: the inventory's keepalive keys (kplay's format and
 // the kplay_* variables in Ansible's), then ssh_config's ServerAliveInterval
 // and ServerAliveCountMax, then remote's defaults (zero here).

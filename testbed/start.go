@@ -228,14 +228,14 @@ func secondGateway(octet int) string { return fmt.Sprintf("10.214.%d.1", octet) 
 
 // syncHosts rebuilds b.Hosts from b.st.
 func (b *Bed) syncHosts() {
-	b.Hosts, b.Bastion = b.Hosts[:0], nil
+	b.Hosts, b.Bastion, b.BastionInner = b.Hosts[:0], nil, ""
 	for _, hs := range b.st.Hosts {
 		h := &Host{
 			Name: hs.Name, Address: hs.Address, Netns: hs.Netns, Root: hs.Root,
 			veth: hs.Veth, initPID: hs.InitPID, initStart: hs.InitStart,
 		}
 		if hs.Bastion {
-			b.Bastion = h
+			b.Bastion, b.BastionInner = h, hs.Inner
 			continue
 		}
 		b.Hosts = append(b.Hosts, h)

@@ -153,6 +153,9 @@ type Bed struct {
 	// nil. Its Address is on its link to the controller; it is not in Hosts
 	// or the inventory.
 	Bastion *Host
+	// BastionInner is the bastion's address on the hosts' network: where
+	// the hosts see its connections come from. "" without a Bastion.
+	BastionInner string
 	// SSHConfigPath is, with a Bastion, an OpenSSH client config: Host
 	// bastion, every host through ProxyJump bastion, and the bed's key and
 	// known_hosts (which lists the bastion's key too). Else "".

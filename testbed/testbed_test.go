@@ -641,7 +641,7 @@ func TestBastionBed(t *testing.T) {
 			t.Errorf("ssh -F %s %s hostname = %q, %v; want %s", b.SSHConfigPath, h.Address, out, err, h.Name)
 		}
 		log, err := os.ReadFile(h.Path(testbed.SSHDLog))
-		if err != nil || !strings.Contains(string(log), "Accepted publickey for root from "+strings.TrimSuffix(b.Subnet, "0/24")+"10 ") {
+		if err != nil || !strings.Contains(string(log), "Accepted publickey for root from "+b.BastionInner+" ") {
 			t.Errorf("%s: sshd log lacks a login from the bastion's bridge address: %v\n%s", h.Name, err, log)
 		}
 	}

@@ -1,8 +1,12 @@
 // Package sshconfig reads the OpenSSH client configuration (~/.ssh/config
 // or a file given with ssh_config: or -F) through
-// github.com/kevinburke/ssh_config, and answers, for one host alias, the
-// settings kplay honours. It only reads: precedence (the inventory beats
-// the file, the file beats kplay's defaults) is the caller's.
+// github.com/kevinburke/ssh_config, and answers, for one host, the
+// settings kplay honours: first value wins, IdentityFile and
+// CertificateFile accumulate, and paths get ~, ${VAR} and the TOKENS of
+// ssh_config(5). What that parser refuses (Match exec and most Match
+// criteria) or would misread (see check.go) is an error naming the file
+// and the line. It only reads: precedence (the inventory beats the file,
+// the file beats kplay's defaults) is the caller's.
 package sshconfig
 
 import (
@@ -10,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,7 +23,7 @@ import (
 	sshconfig "github.com/kevinburke/ssh_config"
 )
 
-// File is one parsed OpenSSH client config file.
+// File is one parsed OpenSSH client config file, its Includes read.
 type File struct {
 	// Path is the file read ("" when none was, e.g. no ~/.ssh/config).
 	Path string
@@ -36,14 +41,19 @@ type Error struct {
 
 // Error names the file, the line and the key.
 func (e *Error) Error() string {
-	if e.Line > 0 {
+	switch {
+	case e.Line > 0 && e.Key != "":
 		return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Key, e.Msg)
+	case e.Line > 0:
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 	}
 	return fmt.Sprintf("%s: %s", e.File, e.Msg)
 }
 
 // Load reads path; an empty path means ~/.ssh/config, which may be absent
-// (then no host has settings). A given path must exist.
+// (then no host has settings). A given path must exist. The file and
+// every file it includes are checked here (Match lines, every value kplay
+// reads, tokens), before any host is contacted.
 func Load(path string) (*File, error) {
 	home, err := os.UserHomeDir()
 	if err != nil {
@@ -61,15 +71,28 @@ func Load(path string) (*File, error) {
 		}
 		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read ssh config: %v", err)}
 	}
-	cfg, err := sshconfig.DecodeBytes(b)
+	cfg, err := checkFile(path, b, 0)
 	if err != nil {
-		return nil, &Error{File: path, Msg: fmt.Sprintf("invalid ssh config: %v", err)}
-	}
-	f := &File{Path: path, cfg: cfg, home: home}
-	if err := f.validate(); err != nil {
 		return nil, err
 	}
-	return f, nil
+	return &File{Path: path, cfg: cfg, home: home}, nil
+}
+
+// Query names a connection as ssh's command line would: the host as
+// given, and what the caller already set (like -o HostName=, -l, -p),
+// which the tokens use.
+type Query struct {
+	// Host is the name looked up: Host and Match host patterns are
+	// matched against it; it is %n and %k.
+	Host string
+	// HostName, if set, beats the file's HostName in the tokens.
+	HostName string
+	// User, if set, beats the file's User in the tokens.
+	User string
+	// Port, if set, beats the file's Port in the tokens.
+	Port int
+	// DefaultUser is the remote user when nothing sets one; "" means the local user.
+	DefaultUser string
 }
 
 // Host is what the file says about one host alias; zero values are unset.
@@ -98,34 +121,33 @@ type Host struct {
 	ServerAliveCountMax int
 }
 
-// Lookup returns the settings for alias, first match winning per key as
-// in OpenSSH; IdentityFile and CertificateFile accumulate.
-func (f *File) Lookup(alias string) Host {
+// Lookup returns the settings for q.Host, first match winning per key as
+// in OpenSSH; IdentityFile and CertificateFile accumulate. Paths have ~
+// and tokens expanded with the connection's final host name, port and
+// user (q's, else the file's, else 22 and DefaultUser).
+func (f *File) Lookup(q Query) Host {
 	if f == nil || f.cfg == nil {
 		return Host{}
 	}
 	get := func(k string) string {
-		v, _ := f.cfg.Get(alias, k)
-		return unquote(v)
+		v, _ := f.cfg.Get(q.Host, k)
+		return v
 	}
 	all := func(k string) []string {
-		vs, _ := f.cfg.GetAll(alias, k)
+		vs, _ := f.cfg.GetAll(q.Host, k)
 		var out []string
 		for _, v := range vs {
-			if strings.EqualFold(v, "none") {
-				continue
+			if !strings.EqualFold(v, "none") {
+				out = append(out, v)
 			}
-			out = append(out, f.expand(unquote(v), alias))
 		}
 		return out
 	}
 	h := Host{
-		HostName:              strings.ReplaceAll(get("HostName"), "%h", alias),
+		HostName:              tokens{'%': "%", 'h': q.Host}.expand(get("HostName")),
 		User:                  get("User"),
-		IdentityFiles:         all("IdentityFile"),
 		IdentitiesOnly:        strings.EqualFold(get("IdentitiesOnly"), "yes"),
 		ProxyJump:             get("ProxyJump"),
-		CertificateFiles:      all("CertificateFile"),
 		StrictHostKeyChecking: strings.ToLower(get("StrictHostKeyChecking")),
 	}
 	h.Port, _ = strconv.Atoi(get("Port"))
@@ -136,68 +158,50 @@ func (f *File) Lookup(alias string) Host {
 		h.ServerAliveInterval = time.Duration(s) * time.Second
 	}
 	h.ServerAliveCountMax, _ = strconv.Atoi(get("ServerAliveCountMax"))
-	for _, p := range strings.Fields(get("UserKnownHostsFile")) {
-		h.KnownHostsFiles = append(h.KnownHostsFiles, f.expand(p, alias))
+	t := f.tokensFor(q, h)
+	paths := func(vs []string) []string {
+		var out []string
+		for _, v := range vs {
+			out = append(out, t.expand(expandTilde(v, f.home)))
+		}
+		return out
 	}
+	h.IdentityFiles = paths(all("IdentityFile"))
+	h.CertificateFiles = paths(all("CertificateFile"))
+	h.KnownHostsFiles = paths(strings.Fields(get("UserKnownHostsFile")))
 	return h
 }
 
-// validate checks the values kplay uses, so that a bad one is reported
-// with its line before any host is contacted.
-func (f *File) validate() error {
-	for _, h := range f.cfg.Hosts {
-		for _, n := range h.Nodes {
-			kv, ok := n.(*sshconfig.KV)
-			if !ok {
-				continue
-			}
-			if msg := badValue(strings.ToLower(kv.Key), unquote(kv.Value)); msg != "" {
-				return &Error{File: f.Path, Line: kv.Pos().Line, Key: kv.Key, Msg: msg}
-			}
-		}
+// tokensFor is the token values of q's connection once h is known.
+func (f *File) tokensFor(q Query, h Host) tokens {
+	host := firstSet(q.HostName, h.HostName, q.Host)
+	ruser := firstSet(q.User, h.User, q.DefaultUser, localUser())
+	port := q.Port
+	if port == 0 {
+		port = h.Port
 	}
-	return nil
+	if port == 0 {
+		port = 22
+	}
+	return pathTokenValues(f.home, q.Host, host, ruser, port)
 }
 
-// badValue says what is wrong with a value kplay reads, or "".
-func badValue(key, v string) string {
-	switch key {
-	case "port":
-		if p, err := strconv.Atoi(v); err != nil || p < 1 || p > 65535 {
-			return fmt.Sprintf("%q is not a port", v)
-		}
-	case "serveraliveinterval", "serveralivecountmax":
-		if n, err := strconv.Atoi(v); err != nil || n < 0 {
-			return fmt.Sprintf("%q is not a whole number", v)
-		}
-	case "connecttimeout":
-		if s, err := strconv.Atoi(v); err != nil || s < 0 {
-			return fmt.Sprintf("%q is not a number of seconds", v)
-		}
-	case "stricthostkeychecking":
-		switch strings.ToLower(v) {
-		case "yes", "no", "ask", "accept-new", "off":
-		default:
-			return fmt.Sprintf("%q is not yes, no, ask, accept-new or off", v)
-		}
-	case "identitiesonly":
-		if !strings.EqualFold(v, "yes") && !strings.EqualFold(v, "no") {
-			return fmt.Sprintf("%q is not yes or no", v)
-		}
-	case "proxyjump":
-		if strings.ContainsAny(v, " \t") {
-			return fmt.Sprintf("%q: hops are separated by commas, without spaces", v)
+// firstSet returns the first non-empty string.
+func firstSet(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
 		}
 	}
 	return ""
 }
 
-// expand replaces a leading ~ and the tokens %d (home), %h (the alias)
-// and %% in a path.
-func (f *File) expand(p, alias string) string {
-	p = expandTilde(p, f.home)
-	r := strings.NewReplacer("%%", "%", "%d", f.home, "%h", alias)
-	return r.Replace(p)
+// localUser is the name of the user running kplay, or "".
+func localUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
 }
 
 // expandTilde replaces a leading ~/ with home.
@@ -209,13 +213,4 @@ func expandTilde(p, home string) string {
 		return filepath.Join(home, rest)
 	}
 	return p
-}
-
-// unquote removes the double quotes OpenSSH allows around a value.
-func unquote(v string) string {
-	v = strings.TrimSpace(v)
-	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		return v[1 : len(v)-1]
-	}
-	return v
 }

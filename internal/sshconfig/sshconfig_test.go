@@ -54,7 +54,7 @@ func TestLookup(t *testing.T) {
 			ServerAliveInterval: 15 * time.Second, ServerAliveCountMax: 8}},
 		{"db", Host{User: "ops", IdentityFiles: []string{"/k/b"}, IdentitiesOnly: true, ProxyJump: "none", KnownHostsFiles: []string{home + "/kh1", "/kh2"}, ConnectTimeout: 7 * time.Second}},
 	} {
-		got := f.Lookup(tt.alias)
+		got := f.Lookup(Query{Host: tt.alias, DefaultUser: "root"})
 		if g, w := fmtHost(got), fmtHost(tt.want); g != w {
 			t.Errorf("%s:\n got %s\nwant %s", tt.alias, g, w)
 		}
