@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/kplay/kplay/internal/ttyprompt"
 	"github.com/melbahja/goph"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
@@ -204,9 +205,7 @@ func defaultPassphrase(path string) ([]byte, error) {
 		return nil, errors.New("add it to the agent (ssh-add), or set KPLAY_KEY_PASSPHRASE (no terminal to ask on)")
 	}
 	defer tty.Close()
-	fmt.Fprintf(tty, "Enter passphrase for %s: ", path)
-	pass, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
+	pass, err := ttyprompt.ReadSecret(tty, tty, fmt.Sprintf("Enter passphrase for %s: ", path))
 	if err != nil {
 		return nil, fmt.Errorf("reading the passphrase: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kplay/kplay/internal/runlog"
 	"github.com/kplay/kplay/internal/shellquote"
+	"github.com/kplay/kplay/internal/ttyprompt"
 	"github.com/kplay/kplay/runner"
 	"github.com/kplay/kplay/steps"
 )
@@ -129,9 +130,7 @@ func becomePassword(f *commonFlags, stdin *os.File, stderr io.Writer) (string, e
 	if !term.IsTerminal(int(stdin.Fd())) {
 		return "", errors.New("-K (--ask-become-pass) needs a terminal to prompt on; set KPLAY_BECOME_PASSWORD instead")
 	}
-	fmt.Fprint(stderr, "BECOME password: ")
-	pw, err := term.ReadPassword(int(stdin.Fd()))
-	fmt.Fprintln(stderr)
+	pw, err := ttyprompt.ReadSecret(stdin, stderr, "BECOME password: ")
 	if err != nil {
 		return "", fmt.Errorf("-K: reading the password: %w", err)
 	}
