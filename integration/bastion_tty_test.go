@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,24 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kplay/kplay/internal/ptytest"
 	"github.com/kplay/kplay/testbed"
-	"golang.org/x/sys/unix"
 )
-
-// openPTY opens a pseudo-terminal: its controller end and its terminal end.
-func openPTY(t *testing.T) (ptm, pts *os.File) {
-	t.Helper()
-	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
-	must(t, err)
-	t.Cleanup(func() { ptm.Close() })
-	must(t, unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0))
-	n, err := unix.IoctlGetInt(int(ptm.Fd()), unix.TIOCGPTN)
-	must(t, err)
-	pts, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	must(t, err)
-	t.Cleanup(func() { pts.Close() })
-	return ptm, pts
-}
 
 // testTTYPrompt: with a passphrase-protected key, no agent and no
 // KPLAY_KEY_PASSPHRASE, kplay asks on its controlling terminal (/dev/tty),
@@ -41,7 +25,7 @@ func testTTYPrompt(t *testing.T, b *testbed.Bed, inv, home string) {
 	key := keygen(t, dir, "id_tty", pass)
 	authorize(t, key+".pub", append([]*testbed.Host{b.Bastion}, b.Hosts...)...)
 	cfg := withConfig(t, b, key)
-	ptm, pts := openPTY(t)
+	ptm, pts := ptytest.Open(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()

@@ -1,40 +1,16 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/kplay/kplay/internal/ptytest"
 )
-
-// openPTY opens a pseudo-terminal and returns its terminal end.
-func openPTY(t *testing.T) *os.File {
-	t.Helper()
-	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	t.Cleanup(func() { ptm.Close() })
-	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(ptm.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pts.Close() })
-	return pts
-}
 
 // TestProgressTo: a live progress line only on a terminal whose TERM can
 // move the cursor; colour only without NO_COLOR.
 func TestProgressTo(t *testing.T) {
-	pts := openPTY(t)
+	_, pts := ptytest.Open(t)
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -3,37 +3,13 @@ package ttyprompt
 import (
 	"bufio"
 	"errors"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kplay/kplay/internal/ptytest"
 	"golang.org/x/sys/unix"
 )
-
-// openPTY opens a pseudo-terminal: its controller end and its terminal end.
-func openPTY(t *testing.T) (ptm, pts *os.File) {
-	t.Helper()
-	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
-	if err != nil {
-		t.Skipf("SKIP: no pseudo-terminals here: %v", err)
-	}
-	t.Cleanup(func() { ptm.Close() })
-	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(ptm.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pts, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pts.Close() })
-	return ptm, pts
-}
 
 // TestReadSecret types on a real pseudo-terminal the moment the prompt
 // appears: nothing typed is echoed, line editing works, Ctrl-C interrupts,
@@ -52,7 +28,7 @@ func TestReadSecret(t *testing.T) {
 		{"ctrl-d on an empty line", "\x04", "", ErrInterrupted},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ptm, pts := openPTY(t)
+			ptm, pts := ptytest.Open(t)
 			before, err := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS)
 			if err != nil {
 				t.Fatal(err)
