@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kplay/kplay/internal/schematest"
 	"github.com/kplay/kplay/testbed"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // markerPlaybook writes a per-host marker with an undo, then runs more steps.
@@ -332,18 +332,8 @@ steps:
 }
 
 // validateRunReport holds a run report to its published schema.
-func validateRunReport(doc string) error {
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	s, err := c.Compile("../docs/schema/run.v1.json")
-	if err != nil {
-		return err
-	}
-	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(doc))
-	if err != nil {
-		return err
-	}
-	return s.Validate(inst)
+func validateRunReport(t *testing.T, doc string) error {
+	return schematest.Validate(schematest.Compile(t, "../docs/schema/run.v1.json"), []byte(doc))
 }
 
 // report mirrors the documented JSON shape (README: "JSON output").
@@ -426,7 +416,7 @@ func decodeReport(t *testing.T, stdout string) *report {
 	if r.RunID == "" || r.Started == "" || len(r.Hosts) == 0 {
 		t.Errorf("report lacks run_id, started or hosts: %+v", r)
 	}
-	if err := validateRunReport(stdout); err != nil {
+	if err := validateRunReport(t, stdout); err != nil {
 		t.Errorf("the report does not match ../docs/schema/run.v1.json: %v", err)
 	}
 	for _, k := range []string{"ok", "changed", "failed", "skipped", "rolled_back", "unreachable", "not_run"} {

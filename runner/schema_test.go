@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kplay/kplay/internal/schematest"
 	"github.com/kplay/kplay/steps"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -13,24 +14,9 @@ import (
 // runSchemaFile documents the run report's JSON; the tests hold it to it.
 const runSchemaFile = "../docs/schema/run.v1.json"
 
-func compileRunSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	s, err := c.Compile(runSchemaFile)
-	if err != nil {
-		t.Fatalf("compiling %s: %v", runSchemaFile, err)
-	}
-	return s
-}
+func compileRunSchema(t *testing.T) *jsonschema.Schema { return schematest.Compile(t, runSchemaFile) }
 
-func validateDoc(s *jsonschema.Schema, doc string) error {
-	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(doc))
-	if err != nil {
-		return err
-	}
-	return s.Validate(inst)
-}
+func validateDoc(s *jsonschema.Schema, doc string) error { return schematest.Validate(s, []byte(doc)) }
 
 // certsReport is a report whose check_certs step found one certificate and
 // missed another, and whose check_time step measured the clock.

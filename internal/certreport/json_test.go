@@ -5,30 +5,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kplay/kplay/internal/schematest"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // schemaFile documents the JSON document; the tests hold the output to it.
 const schemaFile = "../../docs/schema/check.v1.json"
 
-func compileSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	s, err := c.Compile(schemaFile)
-	if err != nil {
-		t.Fatalf("compiling %s: %v", schemaFile, err)
-	}
-	return s
-}
+func compileSchema(t *testing.T) *jsonschema.Schema { return schematest.Compile(t, schemaFile) }
 
-func validate(s *jsonschema.Schema, doc []byte) error {
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
-	if err != nil {
-		return err
-	}
-	return s.Validate(inst)
-}
+func validate(s *jsonschema.Schema, doc []byte) error { return schematest.Validate(s, doc) }
 
 func TestJSONMatchesSchema(t *testing.T) {
 	var b bytes.Buffer
