@@ -150,6 +150,23 @@ Match all
 		}
 	})
 
+	t.Run("a ProxyCommand kplay would bypass", func(t *testing.T) {
+		// Ignored, it would leave cp1 reached through the bastion instead of
+		// through the command the file names: refused, naming file and line.
+		bad := "Host " + cps[0].Address + "\n  ProxyCommand nc %h %p\n" + conf
+		cfg := writeFile(t, "ssh_config", bad)
+		invFile := writeFile(t, "inventory.yaml", fmt.Sprintf("hosts:\n  cp1: {address: %s}\n  cp2: {address: %s}\ngroups:\n  control_plane: [cp1, cp2]\n",
+			cps[0].Address, cps[1].Address))
+		before := sshdLines(t, bastion, "Connection from")
+		r := run(t, []string{"SSH_AUTH_SOCK="}, "check", "-i", invFile, "-F", cfg, "--within", "1d")
+		if want := fmt.Sprintf("%s:2: key \"ProxyCommand\":", cfg); r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("exit %d, stderr %q: want exit 2 and %q", r.code, r.stderr, want)
+		}
+		if n := sshdLines(t, bastion, "Connection from") - before; n != 0 {
+			t.Errorf("%d connections to the bastion, want none: the file is refused before any host is contacted", n)
+		}
+	})
+
 	t.Run("a Match line the parser would misread", func(t *testing.T) {
 		// Read as one literal pattern "a,b", this block would apply to
 		// nothing, and kplay would go on through the bastion.

@@ -56,6 +56,9 @@ func NewSSH(plan *Plan, o SSHOptions) (*SSH, error) {
 			}
 			files[path] = f
 		}
+		if err := f.Refuse(h.Address); err != nil {
+			return nil, sshConfigErr(err)
+		}
 		cfg, err := resolveSSH(h, f, o)
 		if err != nil {
 			return nil, &ConfigError{File: h.File, Line: h.Line, Key: "proxy_jump", Msg: err.Error() + " (host " + h.Name + ")"}
@@ -163,6 +166,9 @@ func resolveJump(spec string, f *sshconfig.File, base remote.Config, path []stri
 		}
 		if len(path) > maxJumpDepth {
 			return nil, fmt.Errorf("ProxyJump chain deeper than %d: %s", maxJumpDepth, strings.Join(path, " -> "))
+		}
+		if err := f.Refuse(hop.Address); err != nil {
+			return nil, err
 		}
 		hc := f.Lookup(sshconfig.Query{Host: hop.Address, User: hop.User, Port: hop.Port, DefaultUser: defaultUser})
 		if i == 0 && hc.ProxyJump != "" {
