@@ -88,7 +88,8 @@ func (r *run) undoOverNewConnection(u undoEntry, t *steps.Target) (after time.Du
 	}
 	ctx, cancel := context.WithTimeout(r.opts.RollbackCtx, r.opts.UndoTimeout)
 	defer cancel()
-	if _, perr := t.Run(ctx, "true"); perr == nil || isExit(perr) || ctx.Err() != nil {
+	_, perr := t.Run(ctx, "true")
+	if _, exited := hostexec.ExitStatus(perr); perr == nil || exited || ctx.Err() != nil {
 		return 0, nil, false
 	}
 	start := time.Now()
@@ -106,12 +107,6 @@ func (r *run) undoOverNewConnection(u undoEntry, t *steps.Target) (after time.Du
 		return after, fmt.Errorf("run again over a new connection: %w", err), true
 	}
 	return after, nil, true
-}
-
-// isExit says err carries the exit status of a command that ran.
-func isExit(err error) bool {
-	_, ok := hostexec.ExitStatus(err)
-	return ok
 }
 
 // finalRollback undoes other hosts after the plays: every changed host
